@@ -1,0 +1,3 @@
+"""gauda: uncertainty-guided generative augmentation for surgical segmentation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""The ``gauda`` command line: one sub-command group per pipeline stage; no logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from gauda.cli.data import data_app
+from gauda.cli.demo import demo
+from gauda.config import ConfigError
+from gauda.data.errors import DataError
+
+app = typer.Typer(
+    name="gauda",
+    help="GAUDA: uncertainty-guided generative augmentation for surgical segmentation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Entry point of the ``gauda`` console script: clear one-line errors for bad input."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
+    )
+    try:
+        app()
+    except (ConfigError, DataError) as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        sys.exit(2)

@@ -1,0 +1,40 @@
+"""Options every command shares: preset, configuration file, single-value overrides, dry run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from gauda.config import to_yaml
+from gauda.presets import GaudaConfig, resolve_config
+
+Preset = Annotated[
+    str, typer.Option("--preset", help="Named preset: 'tiny' (2-core CPU, minutes) or 'paper' (the paper's sizes).")
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML file with configuration values; they override the preset."),
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override one value, KEY=VALUE with a dotted key, e.g. --set data.split.seed=3 (repeatable).",
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")]
+
+
+def build_config(
+    preset: str, config_file: Path | None, overrides: list[str] | None, updates: dict[str, Any] | None = None
+) -> GaudaConfig:
+    """Resolve the configuration; ``updates`` carries the command's own options and wins last."""
+    return resolve_config(preset, config_file, overrides or (), updates)
+
+
+def print_dry_run(config: GaudaConfig) -> None:
+    """Print the resolved configuration as YAML, exactly as it would be saved in the run folder."""
+    Console().print(to_yaml(config), end="", highlight=False, markup=False)

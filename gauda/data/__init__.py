@@ -1,0 +1,1 @@
+"""The data stage: paired (image, mask) datasets, splits, resizing, augmentation and caching."""

@@ -1,0 +1,39 @@
+"""``gauda data export``: any dataset, remapped and resized, written in the ``folder`` format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from gauda.config import to_yaml
+from gauda.data.cache import cached_frames
+from gauda.data.config import DataConfig
+from gauda.data.dataset import Frames, open_source
+from gauda.data.folder import write_folder
+from gauda.data.splits import split_summary, split_videos
+
+
+def export_dataset(
+    config: DataConfig, out: str | Path, overwrite: bool = False, progress: bool = True, full_config: object = None
+) -> Path:
+    """Write the configured dataset (class-mapped, at ``config.image_size``) to ``out`` as a folder dataset.
+
+    Beside the frames it writes ``split.json`` (the configured split of its videos) and ``config.yaml``
+    (``full_config`` if given, else the data configuration). Nothing at ``out`` changes unless the
+    whole export succeeds.
+    """
+    source = open_source(config)
+    videos = source.videos()
+    assignment = split_videos({v: len(f) for v, f in videos.items()}, config.split)
+    frames: Frames = source
+    if config.image_size is not None:
+        frames = cached_frames(source, config.image_size, config.cache_dir, progress=progress)
+    with write_folder(out, source.class_names, overwrite=overwrite) as writer:
+        for index in tqdm(range(len(source)), desc=f"exporting {source.name}", disable=not progress):
+            record = source.records[index]
+            writer.add(record.name, record.video, *frames.read(index))
+        writer.write_text("split.json", json.dumps(split_summary(videos, assignment, config.split), indent=2))
+        writer.write_text("config.yaml", to_yaml(full_config if full_config is not None else config))
+    return Path(out)

@@ -1,0 +1,161 @@
+"""The ``folder`` format: gauda's own dataset layout, read by every stage and written by every export.
+
+    DIR/images/<stem>.png   RGB frames
+    DIR/masks/<stem>.png    single-channel masks: pixel value = class id, 255 = ignore
+    DIR/classes.json        JSON list of class names (position = class id)
+    DIR/videos.json         optional: {"<stem>": "<video id>"}; without it every frame is its own video
+
+Anything gauda writes as a dataset (exports, generated pairs) uses this format, so its output is
+always an input too. A dataset is written into a temporary folder and renamed into place when
+complete: a reader never sees half of one, and an existing dataset is replaced only at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from gauda.data.classes import IGNORE_INDEX, index_label_map
+from gauda.data.errors import DataError
+from gauda.data.files import write_png
+from gauda.data.sources import FileSource, FrameRecord, pair_files, require_root
+from gauda.io import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+FOLDER_LAYOUT = "<root>/images/*.png, <root>/masks/*.png of the same stem and <root>/classes.json"
+
+
+def _read_json(path: Path, expected: str, problems: list[str]) -> object | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problems.append(f"{path}: unreadable ({error}); expected {expected}")
+        return None
+
+
+def folder_source(root: str | Path | None) -> FileSource:
+    """Read a dataset in the ``folder`` format."""
+    path = require_root(root, "folder", FOLDER_LAYOUT)
+    problems: list[str] = []
+    class_names: list[str] = []
+    classes_file = path / "classes.json"
+    if not classes_file.is_file():
+        problems.append(f"{classes_file}: not found; expected a JSON list of class names")
+    else:
+        names = _read_json(classes_file, "a JSON list of class names", problems)
+        if names is not None:
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                if len(names) >= IGNORE_INDEX:
+                    problems.append(f"{classes_file}: {len(names)} classes; expected at most {IGNORE_INDEX}")
+                class_names = names
+            else:
+                problems.append(f"{classes_file}: expected a non-empty JSON list of class names, got {names!r}")
+
+    for sub in ("images", "masks"):
+        if not (path / sub).is_dir():
+            problems.append(f"{path / sub}: folder not found; expected {FOLDER_LAYOUT}")
+    images = {p.stem: p for p in sorted((path / "images").glob("*.png"))}
+    masks = {p.stem: p for p in sorted((path / "masks").glob("*.png"))}
+    if (path / "images").is_dir() and not images:
+        problems.append(f"{path / 'images'}: no PNG frames; expected {FOLDER_LAYOUT}")
+    pairs, missing = pair_files(images, masks, f"{path}/masks/{{key}}.png")
+    problems += missing
+
+    videos: dict[str, str] = {}
+    videos_file = path / "videos.json"
+    if videos_file.is_file():
+        loaded = _read_json(videos_file, 'a JSON object {"<stem>": "<video id>"}', problems)
+        if isinstance(loaded, dict):
+            videos = {str(k): str(v) for k, v in loaded.items()}
+            problems += [
+                f"{videos_file}: frame {stem!r} has no video; expected every frame listed"
+                for stem, _, _ in pairs
+                if stem not in videos
+            ]
+        elif loaded is not None:
+            problems.append(f'{videos_file}: expected a JSON object {{"<stem>": "<video id>"}}')
+    elif pairs:
+        logger.warning("%s: no videos.json; every frame is its own video, so splits are per frame", path)
+
+    records = [FrameRecord(videos.get(stem, stem), stem, image, mask) for stem, image, mask in pairs]
+    return FileSource("folder", path, index_label_map(class_names), records, problems)
+
+
+def safe_stem(name: str) -> str:
+    """A frame name usable as a file stem on every platform."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    if not stem:
+        raise DataError(f"frame name {name!r}: nothing left to use as a file name")
+    return stem
+
+
+class FolderWriter:
+    """Collects frames into a temporary folder; ``write_folder`` moves it into place when complete."""
+
+    def __init__(self, staging: Path, class_names: Sequence[str]) -> None:
+        self.staging = staging
+        self.class_names = tuple(class_names)
+        self.videos: dict[str, str] = {}
+        (staging / "images").mkdir(parents=True)
+        (staging / "masks").mkdir()
+
+    def add(self, name: str, video: str, image: np.ndarray, mask: np.ndarray) -> None:
+        """Add one pair: image uint8 (H, W, 3), mask of class ids (H, W) with 255 = ignore."""
+        stem = safe_stem(name)
+        if stem in self.videos:
+            raise DataError(f"frame name {name!r}: written twice (file stem {stem!r}); expected unique names")
+        if image.shape[:2] != mask.shape:
+            raise DataError(f"frame {name!r}: image {image.shape[:2]} and mask {mask.shape} differ in size")
+        valid = (mask < len(self.class_names)) | (mask == IGNORE_INDEX)
+        if not valid.all():
+            raise DataError(f"frame {name!r}: mask values {sorted(set(np.unique(mask[~valid]).tolist()))} "
+                            f"are not class ids 0..{len(self.class_names) - 1} or {IGNORE_INDEX}")  # fmt: skip
+        write_png(self.staging / "images" / f"{stem}.png", np.ascontiguousarray(image, dtype=np.uint8))
+        write_png(self.staging / "masks" / f"{stem}.png", np.ascontiguousarray(mask, dtype=np.uint8))
+        self.videos[stem] = video
+
+    def write_text(self, relative: str, text: str) -> None:
+        """An extra file in the dataset folder (for example the configuration that made it)."""
+        (self.staging / relative).write_text(text)
+
+
+@contextmanager
+def write_folder(out: str | Path, class_names: Sequence[str], overwrite: bool = False) -> Iterator[FolderWriter]:
+    """Write a ``folder`` dataset to ``out``; on any error nothing at ``out`` changes.
+
+    Args:
+        out: the dataset folder to create.
+        class_names: names of the class ids the masks hold.
+        overwrite: replace an existing non-empty ``out`` (only once the new dataset is complete).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; expected a new or empty folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        writer = FolderWriter(staging, class_names)
+        yield writer
+        atomic_write_json(staging / "classes.json", list(writer.class_names))
+        atomic_write_json(staging / "videos.json", writer.videos)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,39 @@
+"""The whole configuration: one slice per pipeline stage, and the named presets that fill them.
+
+A stage receives only its own slice (``config.data`` for the data stage, ...); the run folder gets the
+whole resolved configuration as ``config.yaml``. Later stages add their slices here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gauda import config as configuration
+from gauda.data.config import DATA_PRESETS, DataConfig
+
+PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class GaudaConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+# tiny: a 2-core CPU runs the whole pipeline in minutes; paper: the paper's sizes, for GPUs.
+PRESETS: dict[str, GaudaConfig] = {name: GaudaConfig(data=DATA_PRESETS[name]) for name in PRESET_NAMES}
+
+
+def resolve_config(
+    preset: str = "tiny",
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    updates: Mapping[str, Any] | None = None,
+) -> GaudaConfig:
+    """Preset, then YAML file, then ``key=value`` overrides (dotted keys, e.g. ``data.image_size=64``),
+    then ``updates`` from a command's own options."""
+    if preset not in PRESETS:
+        raise configuration.ConfigError(f"--preset {preset!r}: expected one of {', '.join(PRESET_NAMES)}")
+    return configuration.resolve(GaudaConfig, PRESETS[preset], config_file, overrides, updates)

@@ -34,8 +34,13 @@ def run_data_stage(config: GaudaConfig, out: Path, progress: bool = True) -> dic
     indices = grid_indices(report, 12)
     frames = splits.train.frames
     pairs = [frames.read(i) for i in indices]
-    save_pair_grid(folder / "samples.png", [p[0] for p in pairs], [p[1] for p in pairs], splits.class_names,
-                   titles=[splits.train.source.records[i].name for i in indices])  # fmt: skip
+    save_pair_grid(
+        folder / "samples.png",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        splits.class_names,
+        titles=[splits.train.source.records[i].name for i in indices],
+    )
     atomic_write_json(folder / "inspect.json", report_json)
     return report_json
 

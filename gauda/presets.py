@@ -6,8 +6,8 @@ whole resolved configuration as ``config.yaml``. Later stages add their slices h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

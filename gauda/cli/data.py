@@ -12,16 +12,21 @@ from rich.table import Table
 
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
 from gauda.data.config import DATASET_NAMES
+from gauda.data.dataset import open_source
 from gauda.data.export import export_dataset
 from gauda.data.figures import save_pair_grid
 from gauda.data.inspection import DatasetReport, grid_indices, inspect_dataset
-from gauda.data.dataset import open_source
 from gauda.data.transforms import resize_pair
 
-data_app = typer.Typer(help="Inspect and export datasets (synthetic, cadis, cholecseg8k, folder).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect and export datasets (synthetic, cadis, cholecseg8k, folder).", no_args_is_help=True
+)
 
 Dataset = Annotated[
-    str | None, typer.Option("--dataset", help=f"Dataset: {', '.join(DATASET_NAMES)} (default: the preset's, synthetic).")
+    str | None,
+    typer.Option(
+        "--dataset", help=f"Dataset: {', '.join(DATASET_NAMES)} (default: the preset's, synthetic)."
+    ),
 ]
 Root = Annotated[str | None, typer.Option("--root", help="Folder of the dataset (not needed for synthetic).")]
 Setting = Annotated[
@@ -30,8 +35,10 @@ Setting = Annotated[
 
 
 def data_updates(dataset: str | None, root: str | None, setting: str | None, **extra: Any) -> dict[str, Any]:
-    values = {"dataset": dataset, "root": root, "cadis_setting": setting, **extra}
-    return {"data": {key: value for key, value in values.items() if value is not None}}
+    """The ``data`` slice set by a command's own options: unset options (None) leave the configuration alone,
+    while ``extra`` values are applied as given (None included, e.g. image_size=None for native size)."""
+    values = {"dataset": dataset, "root": root, "cadis_setting": setting}
+    return {"data": {**{key: value for key, value in values.items() if value is not None}, **extra}}
 
 
 @data_app.command("inspect")
@@ -40,11 +47,13 @@ def inspect(
     root: Root = None,
     setting: Setting = None,
     size: Annotated[
-        int | None, typer.Option("--size", help="Count at SIZE x SIZE after resizing (default: native resolution).")
+        int | None,
+        typer.Option("--size", help="Count at SIZE x SIZE after resizing (default: native resolution)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     grid: Annotated[
-        Path | None, typer.Option("--grid", help="PNG grid of samples with masks (default: ./<dataset>_samples.png).")
+        Path | None,
+        typer.Option("--grid", help="PNG grid of samples with masks (default: ./<dataset>_samples.png)."),
     ] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", help="Pairs in the grid.", min=1)] = 12,
     preset: Preset = "tiny",
@@ -67,8 +76,13 @@ def inspect(
         grid_path = grid or Path(f"{report.dataset}_samples.png")
         source = open_source(config.data, check=False)
         pairs = [resize_pair(*source.read(i), size or 256) for i in indices]  # readable: inspected above
-        save_pair_grid(grid_path, [p[0] for p in pairs], [p[1] for p in pairs], source.class_names,
-                       titles=[source.records[i].name for i in indices])  # fmt: skip
+        save_pair_grid(
+            grid_path,
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+            source.class_names,
+            titles=[source.records[i].name for i in indices],
+        )
     if as_json:
         typer.echo(json.dumps({**report.to_json(), "grid": str(grid_path) if grid_path else None}, indent=2))
     else:
@@ -87,9 +101,17 @@ def _print_report(report: DatasetReport, grid_path: Path | None) -> None:
     table = Table("id", "class", "frames", "% frames", "pixels", "% pixels")
     total = max(1, sum(c["pixels"] for c in summary["classes"]) + report.ignored_pixels)
     for c in summary["classes"]:
-        table.add_row(str(c["id"]), c["name"], str(c["frames"]), f"{100 * c['frame_fraction']:.1f}",
-                      str(c["pixels"]), f"{100 * c['pixels'] / total:.2f}")  # fmt: skip
-    table.add_row("", "(ignored)", "", "", str(report.ignored_pixels), f"{100 * report.ignored_pixels / total:.2f}")
+        table.add_row(
+            str(c["id"]),
+            c["name"],
+            str(c["frames"]),
+            f"{100 * c['frame_fraction']:.1f}",
+            str(c["pixels"]),
+            f"{100 * c['pixels'] / total:.2f}",
+        )
+    table.add_row(
+        "", "(ignored)", "", "", str(report.ignored_pixels), f"{100 * report.ignored_pixels / total:.2f}"
+    )
     console.print(table)
     if grid_path:
         console.print(f"sample grid: {grid_path}")
@@ -107,15 +129,19 @@ def export(
     setting: Setting = None,
     size: Annotated[
         int | None,
-        typer.Option("--size", help="Resize to SIZE x SIZE (default: the preset's data.image_size; 0 keeps native)."),
+        typer.Option(
+            "--size", help="Resize to SIZE x SIZE (default: the preset's data.image_size; 0 keeps native)."
+        ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists (only once complete).")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT if it exists (only once complete).")
+    ] = False,
     preset: Preset = "tiny",
     config_file: ConfigFile = None,
     overrides: Overrides = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Write a dataset, class-mapped and resized, as images/, masks/, classes.json, videos.json, split.json."""
+    """Write a dataset, class-mapped and resized, in the folder format (images/, masks/, classes.json)."""
     extra = {} if size is None else {"image_size": size or None}
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, setting, **extra))
     if dry_run:

@@ -12,7 +12,10 @@ from gauda.config import to_yaml
 from gauda.presets import GaudaConfig, resolve_config
 
 Preset = Annotated[
-    str, typer.Option("--preset", help="Named preset: 'tiny' (2-core CPU, minutes) or 'paper' (the paper's sizes).")
+    str,
+    typer.Option(
+        "--preset", help="Named preset: 'tiny' (2-core CPU, minutes) or 'paper' (the paper's sizes)."
+    ),
 ]
 ConfigFile = Annotated[
     Path | None,

@@ -70,7 +70,6 @@ def cached_frames(
                 pass
         images.flush()
         masks.flush()
-        del images, masks
         names = [record.name for record in source.records]
         (staging / "index.json").write_text(json.dumps({"size": size, "names": names}))
         try:

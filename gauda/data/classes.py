@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,12 @@ class LabelMap:
                 f"{source}: label values {unknown} are not in the class map; expected values in "
                 f"{_ranges(known)} (classes or ignored)"
             )
-        return np.asarray(self.table, dtype=np.uint8)[raw]
+        return self._lookup[raw]
+
+    @cached_property
+    def _lookup(self) -> np.ndarray:
+        # unknown entries are never used: apply() rejects masks that contain them
+        return np.asarray([IGNORE_INDEX if v == _UNKNOWN else v for v in self.table], dtype=np.uint8)
 
 
 def _ranges(values: list[int]) -> str:

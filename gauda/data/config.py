@@ -80,7 +80,12 @@ class DataConfig:
         if self.dataset != "synthetic":
             check(self.root is not None, "root", f"the folder of the {self.dataset} dataset", self.root)
         if self.split.method == "official":
-            check(self.dataset == "cadis", "split.method", "'random' (only CaDIS has an official split)", "official")
+            check(
+                self.dataset == "cadis",
+                "split.method",
+                "'random' (only CaDIS has an official split)",
+                "official",
+            )
 
 
 DATA_PRESETS: dict[str, DataConfig] = {

@@ -87,8 +87,9 @@ class PairedDataset(Dataset):
     def __getitem__(self, item: int) -> Sample:
         index = self.indices[item]
         image_array, mask_array = self.frames.read(index)
-        image = torch.from_numpy(np.ascontiguousarray(image_array)).permute(2, 0, 1).float() / 255.0
-        mask = torch.from_numpy(np.ascontiguousarray(mask_array)).long()
+        # np.require copies only arrays that torch cannot wrap (read-only PIL buffers)
+        image = torch.from_numpy(np.require(image_array, requirements="CW")).permute(2, 0, 1).float() / 255.0
+        mask = torch.from_numpy(np.require(mask_array, requirements="CW")).long()
         if self.augment is not None:
             generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
             image, mask = classic_augment(image, mask, self.augment, generator)
@@ -129,8 +130,13 @@ def load_splits(config: DataConfig, progress: bool = True) -> DataSplits:
     if config.image_size is not None:
         frames = cached_frames(source, config.image_size, config.cache_dir, progress=progress)
     datasets = {
-        split: PairedDataset(frames, source, indices[split], config.augment if split == "train" else None,
-                             seed=config.split.seed)  # fmt: skip
+        split: PairedDataset(
+            frames,
+            source,
+            indices[split],
+            config.augment if split == "train" else None,
+            seed=config.split.seed,
+        )
         for split in SPLITS
     }
     return DataSplits(**datasets, summary=split_summary(videos, assignment, config.split))

@@ -7,7 +7,7 @@ class DataError(ValueError):
     """A dataset on disk that is not what gauda expects (missing, unreadable or inconsistent)."""
 
 
-class DatasetProblems(DataError):
+class DatasetProblems(DataError):  # noqa: N818 (a DataError; the name says what it carries)
     """Several problems found while scanning a dataset, reported together."""
 
     def __init__(self, dataset: str, problems: list[str]) -> None:

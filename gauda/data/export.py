@@ -16,7 +16,11 @@ from gauda.data.splits import split_summary, split_videos
 
 
 def export_dataset(
-    config: DataConfig, out: str | Path, overwrite: bool = False, progress: bool = True, full_config: object = None
+    config: DataConfig,
+    out: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    full_config: object = None,
 ) -> Path:
     """Write the configured dataset (class-mapped, at ``config.image_size``) to ``out`` as a folder dataset.
 

@@ -14,12 +14,32 @@ from gauda.data.classes import IGNORE_INDEX
 from gauda.io import atomic_path
 
 # Distinct colours, class id order; beyond them colours are generated deterministically.
-_BASE_PALETTE = np.array([
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
-    (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0),
-    (255, 215, 180), (0, 0, 128), (128, 128, 128),
-], dtype=np.uint8)  # fmt: skip
+_BASE_PALETTE = np.array(
+    [
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (220, 190, 255),
+        (170, 110, 40),
+        (255, 250, 200),
+        (128, 0, 0),
+        (170, 255, 195),
+        (128, 128, 0),
+        (255, 215, 180),
+        (0, 0, 128),
+        (128, 128, 128),
+    ],
+    dtype=np.uint8,
+)
 
 
 def palette(num_classes: int) -> np.ndarray:
@@ -61,7 +81,7 @@ def save_pair_grid(
     figure = Figure(figsize=(columns * 3.2, rows * 1.7 + 0.8), dpi=110)
     FigureCanvasAgg(figure)
     num_classes = len(class_names)
-    for i, (image, mask) in enumerate(zip(images, masks)):
+    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
         for j, picture in enumerate((image, overlay(image, mask, num_classes))):
             axis = figure.add_subplot(rows, columns * 2, 2 * i + j + 1)
             axis.imshow(picture, interpolation="nearest")
@@ -71,8 +91,9 @@ def save_pair_grid(
     colours = palette(num_classes) / 255.0
     handles = [Patch(color=colours[c], label=f"{c} {name}") for c, name in enumerate(class_names)]
     figure.legend(handles=handles, loc="lower center", ncol=min(6, num_classes), fontsize=6, frameon=False)
-    figure.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.8 / (rows * 1.7 + 0.8) + 0.02,
-                           wspace=0.04, hspace=0.25)  # fmt: skip
+    figure.subplots_adjust(
+        left=0.01, right=0.99, top=0.95, bottom=0.8 / (rows * 1.7 + 0.8) + 0.02, wspace=0.04, hspace=0.25
+    )
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
     return Path(path)

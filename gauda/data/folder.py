@@ -58,7 +58,9 @@ def folder_source(root: str | Path | None) -> FileSource:
                     problems.append(f"{classes_file}: {len(names)} classes; expected at most {IGNORE_INDEX}")
                 class_names = names
             else:
-                problems.append(f"{classes_file}: expected a non-empty JSON list of class names, got {names!r}")
+                problems.append(
+                    f"{classes_file}: expected a non-empty JSON list of class names, got {names!r}"
+                )
 
     for sub in ("images", "masks"):
         if not (path / sub).is_dir():
@@ -117,8 +119,9 @@ class FolderWriter:
             raise DataError(f"frame {name!r}: image {image.shape[:2]} and mask {mask.shape} differ in size")
         valid = (mask < len(self.class_names)) | (mask == IGNORE_INDEX)
         if not valid.all():
-            raise DataError(f"frame {name!r}: mask values {sorted(set(np.unique(mask[~valid]).tolist()))} "
-                            f"are not class ids 0..{len(self.class_names) - 1} or {IGNORE_INDEX}")  # fmt: skip
+            bad = np.unique(mask[~valid]).tolist()
+            expected = f"class ids 0..{len(self.class_names) - 1} or {IGNORE_INDEX}"
+            raise DataError(f"frame {name!r}: mask values {bad} are not {expected}")
         write_png(self.staging / "images" / f"{stem}.png", np.ascontiguousarray(image, dtype=np.uint8))
         write_png(self.staging / "masks" / f"{stem}.png", np.ascontiguousarray(mask, dtype=np.uint8))
         self.videos[stem] = video
@@ -129,7 +132,9 @@ class FolderWriter:
 
 
 @contextmanager
-def write_folder(out: str | Path, class_names: Sequence[str], overwrite: bool = False) -> Iterator[FolderWriter]:
+def write_folder(
+    out: str | Path, class_names: Sequence[str], overwrite: bool = False
+) -> Iterator[FolderWriter]:
     """Write a ``folder`` dataset to ``out``; on any error nothing at ``out`` changes.
 
     Args:

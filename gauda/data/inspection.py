@@ -48,10 +48,15 @@ class DatasetReport:
             "num_videos": self.num_videos,
             "splits": self.splits,
             "classes": [
-                {"id": c, "name": name, "frames": int(frames[c]), "pixels": int(pixels[c]),
-                 "frame_fraction": round(float(frames[c]) / max(1, self.num_frames), 4)}
+                {
+                    "id": c,
+                    "name": name,
+                    "frames": int(frames[c]),
+                    "pixels": int(pixels[c]),
+                    "frame_fraction": round(float(frames[c]) / max(1, self.num_frames), 4),
+                }
                 for c, name in enumerate(self.class_names)
-            ],  # fmt: skip
+            ],
             "ignored_pixels": self.ignored_pixels,
             "problems": self.problems,
         }

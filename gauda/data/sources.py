@@ -68,8 +68,9 @@ class FrameSource:
 class FileSource(FrameSource):
     """Frames and masks stored as files, masks mapped through a ``LabelMap``."""
 
-    def __init__(self, name: str, root: Path, label_map: LabelMap, records: list[FrameRecord],
-                 problems: list[str]) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, root: Path, label_map: LabelMap, records: list[FrameRecord], problems: list[str]
+    ) -> None:
         self.name, self.root, self.label_map = name, root, label_map
         self.class_names = label_map.class_names
         self.records, self.problems = records, problems
@@ -82,7 +83,9 @@ class FileSource(FrameSource):
         return read_pair(record.image, record.mask, self.label_map)
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha1(json.dumps([self.name, str(self.root.resolve()), self.label_map.table]).encode())
+        digest = hashlib.sha1(
+            json.dumps([self.name, str(self.root.resolve()), self.label_map.table]).encode()
+        )
         for record in self.records:
             for path in (record.image, record.mask):
                 stat = path.stat()  # type: ignore[union-attr]
@@ -157,7 +160,9 @@ def cadis_source(root: str | Path | None, setting: str = "II") -> FileSource:
     return FileSource("cadis", path, cadis_label_map(setting), records, problems)
 
 
-CHOLECSEG8K_LAYOUT = "<root>/videoNN/videoNN_<start>/frame_<k>_endo.png with frame_<k>_endo_watershed_mask.png"
+CHOLECSEG8K_LAYOUT = (
+    "<root>/videoNN/videoNN_<start>/frame_<k>_endo.png with frame_<k>_endo_watershed_mask.png"
+)
 
 
 def cholecseg8k_source(root: str | Path | None) -> FileSource:
@@ -178,6 +183,7 @@ def cholecseg8k_source(root: str | Path | None) -> FileSource:
             pairs, missing = pair_files(images, masks, f"{clip}/frame_{{key}}_endo_watershed_mask.png")
             problems += missing
             records += [
-                FrameRecord(video.name, f"{clip.name}_frame{int(k):06d}", image, mask) for k, image, mask in pairs
+                FrameRecord(video.name, f"{clip.name}_frame{int(k):06d}", image, mask)
+                for k, image, mask in pairs
             ]
     return FileSource("cholecseg8k", path, cholecseg8k_label_map(), records, problems)

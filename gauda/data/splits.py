@@ -75,7 +75,9 @@ def split_indices(videos: Mapping[str, list[int]], assignment: Mapping[str, str]
     return {split: sorted(frames) for split, frames in indices.items()}
 
 
-def split_summary(videos: Mapping[str, list[int]], assignment: Mapping[str, str], config: SplitConfig) -> dict:
+def split_summary(
+    videos: Mapping[str, list[int]], assignment: Mapping[str, str], config: SplitConfig
+) -> dict:
     frames = split_indices(videos, assignment)
     return {
         "method": config.method,

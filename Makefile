@@ -1,0 +1,37 @@
+# `make demo` and `make test` each create or reuse .venv and install what they need.
+# torch==2.13.0 is installed first: its CPU build is what pyproject's torch range then accepts,
+# so pip never pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.gauda-installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test test-fast lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gauda demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check gauda tests benchmarks
+	$(BIN)/ruff format --check gauda tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format gauda tests benchmarks
+	$(BIN)/ruff check --fix gauda tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny datasets written in the exact on-disk layouts of CaDIS, CholecSeg8k and folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own resized-frame cache instead of ~/.cache/gauda."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("GAUDA_CACHE_DIR", str(cache))
+    return cache
+
+
+def save_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def label_grid(values: list[int], height: int = 6, width: int = 8) -> np.ndarray:
+    """A (height, width) uint8 mask whose pixels cycle through ``values`` (each value at least once)."""
+    flat = np.resize(np.asarray(values, dtype=np.uint8), height * width)
+    return flat.reshape(height, width)
+
+
+def write_cadis(root: Path, videos: dict[str, list[np.ndarray]]) -> Path:
+    """CaDIS layout: <root>/VideoNN/Images/<frame>.png and <root>/VideoNN/Labels/<frame>.png."""
+    rng = np.random.default_rng(0)
+    for video, masks in videos.items():
+        for k, mask in enumerate(masks):
+            name = f"{video}_frame{k:03d}.png"
+            image = rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8)
+            save_png(root / video / "Images" / name, image)
+            save_png(root / video / "Labels" / name, mask)
+    return root
+
+
+def write_cholecseg8k(root: Path, clips: dict[str, list[np.ndarray]], rgb: bool = True) -> Path:
+    """CholecSeg8k layout: <root>/videoNN/videoNN_<start>/frame_<k>_endo[_watershed_mask].png."""
+    rng = np.random.default_rng(1)
+    for clip, masks in clips.items():
+        video = clip.split("_")[0]
+        start = int(clip.split("_")[1])
+        for offset, mask in enumerate(masks):
+            k = start + offset
+            folder = root / video / clip
+            save_png(folder / f"frame_{k}_endo.png", rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8))
+            stored = np.repeat(mask[..., None], 3, axis=2) if rgb else mask
+            save_png(folder / f"frame_{k}_endo_watershed_mask.png", stored)
+            save_png(folder / f"frame_{k}_endo_color_mask.png", np.zeros((*mask.shape, 3), np.uint8))
+            save_png(folder / f"frame_{k}_endo_mask.png", stored)
+    return root
+
+
+def write_folder_dataset(
+    root: Path, class_names: list[str], frames: dict[str, tuple[str, np.ndarray]]
+) -> Path:
+    """Folder layout: images/<stem>.png, masks/<stem>.png, classes.json, videos.json."""
+    rng = np.random.default_rng(2)
+    for stem, (_, mask) in frames.items():
+        save_png(root / "images" / f"{stem}.png", rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8))
+        save_png(root / "masks" / f"{stem}.png", mask)
+    (root / "classes.json").write_text(json.dumps(class_names))
+    (root / "videos.json").write_text(json.dumps({stem: video for stem, (video, _) in frames.items()}))
+    return root

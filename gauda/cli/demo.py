@@ -14,7 +14,9 @@ from gauda.pipeline import run_demo
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Run folder for every stage's output.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option("--out", help="Run folder for every stage's output.")] = Path(
+        "runs/demo"
+    ),
     dataset: Dataset = None,
     root: Root = None,
     preset: Preset = "tiny",

@@ -87,3 +87,16 @@ def test_native_resolution_reads_frames_without_resizing(tmp_path: Path) -> None
     root = write_cadis(tmp_path, {f"Video0{i}": [label_grid([0, 4], 6, 10)] for i in range(1, 4)})
     splits = load_splits(DataConfig(dataset="cadis", root=str(root), image_size=None), progress=False)
     assert splits.train[0]["mask"].shape == (6, 10)
+
+
+def test_tiny_preset_split_puts_every_synthetic_class_in_every_split() -> None:
+    from gauda.presets import PRESETS
+
+    splits = load_splits(PRESETS["tiny"].data, progress=False)
+    for name in ("train", "val", "test"):
+        dataset = getattr(splits, name)
+        present = np.zeros(dataset.num_classes, bool)
+        for index in dataset.indices:
+            present[np.unique(dataset.frames.read(index)[1])] = True
+        missing = [dataset.class_names[c] for c in np.flatnonzero(~present)]
+        assert not missing, f"{name} split lacks {missing}"

@@ -1,0 +1,130 @@
+"""Checkpoints that load without unpickling: every tensor in safetensors, everything else as JSON.
+
+A checkpoint is one ``.safetensors`` file holding a nested state (model, optimiser, scheduler, EMA,
+step, random-generator states, configuration): tensors are stored by their dotted path, and the
+structure with every non-tensor value is JSON in the file's metadata. Loading parses JSON and reads
+tensors; nothing is ever executed. Files are written to a temporary sibling and renamed, so a
+half-written file is never taken for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from gauda.io import atomic_path
+
+_TENSOR = "__tensor__"
+_ITEMS = "__items__"  # a dict whose keys are not all strings (e.g. optimiser state keyed by int)
+_TUPLE = "__tuple__"
+_ARRAY = "__ndarray__"  # small NumPy arrays (generator states), stored as JSON lists
+_FORMAT = "gauda-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated, corrupted or not a gauda checkpoint."""
+
+
+def _split(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace tensors by references (collected in ``tensors``) and encode non-JSON containers."""
+    if isinstance(value, torch.Tensor):
+        tensors[path] = value.detach().cpu().contiguous().clone()  # clone: safetensors refuses shared storage
+        return {_TENSOR: path}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _split(v, f"{path}.{k}", tensors) for k, v in value.items()}
+        return {_ITEMS: [[k, _split(v, f"{path}.{k}", tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {_TUPLE: [_split(v, f"{path}.{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_split(v, f"{path}.{i}", tensors) for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {_ARRAY: value.tolist(), "dtype": str(value.dtype)}
+    raise TypeError(
+        f"checkpoint entry {path}: cannot store {type(value).__name__}; expected tensors and JSON values"
+    )
+
+
+def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if _TENSOR in value:
+            return tensors[value[_TENSOR]]
+        if _ITEMS in value:
+            return {k: _join(v, tensors) for k, v in value[_ITEMS]}
+        if _ARRAY in value:
+            return np.asarray(value[_ARRAY], dtype=value["dtype"])
+        if _TUPLE in value:
+            return tuple(_join(v, tensors) for v in value[_TUPLE])
+        return {k: _join(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join(v, tensors) for v in value]
+    return value
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (nested dicts/lists/tuples of tensors and JSON values) atomically to ``path``."""
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _split(state, "state", tensors)
+    metadata = {"format": _FORMAT, "structure": json.dumps(structure)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; anything else is refused with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or corrupted"
+        ) from None
+    if metadata.get("format") != _FORMAT:
+        raise CheckpointError(
+            f"{path}: safetensors file without gauda's metadata; expected a gauda checkpoint"
+        )
+    return _join(json.loads(metadata["structure"]), tensors)
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator a training loop touches (Python, NumPy, torch CPU and CUDA)."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(legacy=False),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` saved (after a round trip through a checkpoint)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from gauda import config as configuration
+from gauda.autoencoders.config import IMAGE_AUTOENCODER_PRESETS, MASK_AUTOENCODER_PRESETS, AutoencoderConfig
 from gauda.data.config import DATA_PRESETS, DataConfig
+from gauda.toy.config import TOY_PRESETS, ToyConfig
 
 PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
 
@@ -20,10 +22,24 @@ PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
 @dataclass(frozen=True)
 class GaudaConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    image_autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    mask_autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
 
+
+# Each slice's named presets; a new stage adds its field above and one line here.
+_STAGE_PRESETS: dict[str, Mapping[str, Any]] = {
+    "data": DATA_PRESETS,
+    "image_autoencoder": IMAGE_AUTOENCODER_PRESETS,
+    "mask_autoencoder": MASK_AUTOENCODER_PRESETS,
+    "toy": TOY_PRESETS,
+}
 
 # tiny: a 2-core CPU runs the whole pipeline in minutes; paper: the paper's sizes, for GPUs.
-PRESETS: dict[str, GaudaConfig] = {name: GaudaConfig(data=DATA_PRESETS[name]) for name in PRESET_NAMES}
+PRESETS: dict[str, GaudaConfig] = {
+    name: GaudaConfig(**{stage: presets[name] for stage, presets in _STAGE_PRESETS.items()})
+    for name in PRESET_NAMES
+}
 
 
 def resolve_config(

@@ -11,6 +11,9 @@ from rich.logging import RichHandler
 
 from gauda.cli.data import data_app
 from gauda.cli.demo import demo
+from gauda.cli.evaluate import evaluate_app
+from gauda.cli.toy import toy
+from gauda.cli.train import train_app
 from gauda.config import ConfigError
 from gauda.data.errors import DataError
 
@@ -22,7 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
 app.command("demo")(demo)
+app.command("toy")(toy)
 
 
 def main() -> None:

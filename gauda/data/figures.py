@@ -97,3 +97,33 @@ def save_pair_grid(
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
     return Path(path)
+
+
+def save_image_rows(
+    path: str | Path,
+    rows: Sequence[Sequence[np.ndarray]],
+    row_titles: Sequence[str] = (),
+    title: str | None = None,
+) -> Path:
+    """Save a PNG of uint8 pictures (H, W, 3) in rows (e.g. inputs above their reconstructions)."""
+    if not rows or not rows[0]:
+        raise ValueError("save_image_rows: no pictures to draw")
+    num_rows, num_columns = len(rows), max(len(row) for row in rows)
+    figure = Figure(figsize=(num_columns * 1.3 + 0.6, num_rows * 1.3 + 0.4), dpi=110)
+    FigureCanvasAgg(figure)
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            axis = figure.add_subplot(num_rows, num_columns, r * num_columns + c + 1)
+            axis.imshow(picture, interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c == 0 and r < len(row_titles):
+                axis.set_ylabel(row_titles[r], fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=8)
+    figure.subplots_adjust(
+        left=0.05, right=0.99, top=0.92 if title else 0.98, bottom=0.02, wspace=0.05, hspace=0.08
+    )
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return Path(path)

@@ -1,0 +1,265 @@
+"""Training loop of one VQ-GAN: Eq. 3 for images, Eq. 4 for masks, then the latent scale and evaluation.
+
+The run folder receives ``config.yaml``, ``split.json``, ``metrics.csv`` (losses over training),
+``last.safetensors`` (everything needed to resume), ``model.safetensors`` (the trained autoencoder with
+its latent scale, what later stages load), ``metrics.json`` and ``reconstructions.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.losses import PatchAdversarialLoss
+from monai.networks.nets import PatchDiscriminator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gauda.autoencoders.config import AutoencoderConfig
+from gauda.autoencoders.evaluate import Modality, evaluate_autoencoder, model_input, reconstruction_rows
+from gauda.autoencoders.losses import (
+    VGG16Features,
+    adaptive_adversarial_weight,
+    inverse_sqrt_frequency_weights,
+    mask_cross_entropy,
+    perceptual_distance,
+)
+from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
+from gauda.autoencoders.vqgan import VQGAN, output_to_image
+from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from gauda.config import ConfigError, save, to_dict
+from gauda.data.batches import EpochBatchSampler
+from gauda.data.dataset import PairedDataset, load_splits
+from gauda.data.figures import save_image_rows
+from gauda.data.splits import save_split
+from gauda.io import atomic_write_json
+from gauda.presets import GaudaConfig
+from gauda.runlog import MetricsLog
+
+logger = logging.getLogger(__name__)
+LAST_FILE = "last.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_discriminator(config: AutoencoderConfig, in_channels: int) -> PatchDiscriminator:
+    """PatchGAN (Isola et al.) whose levels have ``config.discriminator_channels`` channels."""
+    channels = config.discriminator_channels
+    return PatchDiscriminator(
+        spatial_dims=2, channels=channels[0], in_channels=in_channels, num_layers_d=len(channels) - 1
+    )
+
+
+def class_pixel_counts(dataset: PairedDataset) -> torch.Tensor:
+    """(C,) pixels of each class over the dataset's masks (ignore excluded)."""
+    counts = torch.zeros(dataset.num_classes, dtype=torch.long)
+    for index in dataset.indices:
+        mask = torch.from_numpy(dataset.frames.read(index)[1]).long().flatten()
+        counts += torch.bincount(mask[mask < dataset.num_classes], minlength=dataset.num_classes)
+    return counts
+
+
+@torch.no_grad()
+def latent_scale(model: VQGAN, dataset: PairedDataset, modality: Modality, device: torch.device) -> float:
+    """Standard deviation of the encoder outputs over (up to 512 samples of) the training set."""
+    values = []
+    loader = DataLoader(torch.utils.data.Subset(dataset, range(min(512, len(dataset)))), batch_size=32)
+    for batch in loader:
+        values.append(
+            model.encoder(model_input(batch, modality, dataset.num_classes, device)).flatten().cpu()
+        )
+    return float(torch.cat(values).std())
+
+
+def train_autoencoder(
+    config: GaudaConfig, modality: Modality, out: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train the ``modality`` autoencoder of ``config`` into the run folder ``out``; returns its metrics.
+
+    Args:
+        config: the whole resolved configuration (the data and the autoencoder slices are used).
+        modality: ``image`` (Eq. 3) or ``mask`` (Eq. 4).
+        out: run folder; must not hold a run unless ``resume``.
+        resume: continue the run in ``out`` from its last checkpoint.
+        progress: show a progress bar.
+    """
+    ae = autoencoder_slice(config, modality)
+    out, last_path = Path(out), Path(out) / LAST_FILE
+    if last_path.exists() and not resume:
+        raise ConfigError(
+            f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
+        )
+    if resume and not last_path.exists():
+        raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
+    out.mkdir(parents=True, exist_ok=True)
+    save(config, out / "config.yaml")
+    seed_everything(ae.seed)
+    splits = load_splits(config.data, progress=progress)
+    save_split(splits.summary, out)
+    num_classes = len(splits.class_names)
+    channels = 3 if modality == "image" else num_classes
+    device = resolve_device(ae.device)
+    model = VQGAN(channels, channels, ae).to(device)
+    discriminator = build_discriminator(ae, channels).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), ae.learning_rate, betas=ae.betas, weight_decay=ae.weight_decay
+    )
+    disc_optimizer = torch.optim.AdamW(
+        discriminator.parameters(),
+        ae.discriminator_learning_rate,
+        betas=ae.betas,
+        weight_decay=ae.weight_decay,
+    )
+    adversarial = PatchAdversarialLoss(criterion=ae.adversarial_loss)
+    weights = None
+    if modality == "mask" and ae.class_weighting == "inverse_sqrt_frequency":
+        weights = inverse_sqrt_frequency_weights(class_pixel_counts(splits.train)).to(device)
+    perceptual = None
+    if modality == "image" and ae.perceptual_weight > 0:
+        perceptual = VGG16Features.from_file(ae.perceptual_weights).to(device)  # type: ignore[arg-type]
+
+    start, seconds = 0, 0.0
+    if resume:
+        state = load_checkpoint(last_path, device=device)
+        model.load_state_dict(state["model"])
+        discriminator.load_state_dict(state["discriminator"])
+        optimizer.load_state_dict(state["optimizer"])
+        disc_optimizer.load_state_dict(state["discriminator_optimizer"])
+        set_rng_state(state["rng"])
+        start, seconds = state["step"], state["seconds"]
+        logger.info("resuming %s autoencoder at step %d of %d", modality, start, ae.steps)
+    sampler = EpochBatchSampler(len(splits.train), ae.batch_size, ae.seed, start_step=start)
+    # the loader gets its own generator so that it never draws from the global RNG (resume equality)
+    loader = DataLoader(
+        splits.train, batch_sampler=sampler, num_workers=ae.num_workers, generator=torch.Generator()
+    )
+    log = MetricsLog(out, resume_step=start if resume else None)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "discriminator_optimizer": disc_optimizer.state_dict(),
+                "step": step,
+                "seconds": seconds,
+                "rng": rng_state(),
+                "config": to_dict(config),
+            },
+        )
+
+    model.train()
+    bar = tqdm(total=ae.steps, initial=start, desc=f"{modality} autoencoder", disable=not progress)
+    began = time.perf_counter()
+    for step, batch in zip(range(start, ae.steps), loader, strict=False):
+        decay = ae.lr_decay ** (step // sampler.steps_per_epoch)  # exponential decay after every epoch
+        for group in optimizer.param_groups:
+            group["lr"] = ae.learning_rate * decay
+        for group in disc_optimizer.param_groups:
+            group["lr"] = ae.discriminator_learning_rate * decay
+        x = model_input(batch, modality, num_classes, device)  # (B, 3 or C, H, W)
+        z = model.encoder(x)  # (B, D, h, w)
+        z_q, _, vq = model.quantizer(z)
+        output = model.decoder(z_q)
+        if modality == "image":  # Eq. 3: L1 (+ perceptual) ...
+            reconstruction = F.l1_loss(output, x)
+            if perceptual is not None:
+                reconstruction = reconstruction + ae.perceptual_weight * perceptual_distance(
+                    perceptual, output_to_image(output), batch["image"].to(device)
+                )
+            fake, real = output, x
+        else:  # Eq. 4: cross-entropy against the class ids ...
+            reconstruction = mask_cross_entropy(output, batch["mask"].to(device), weights)
+            fake, real = output.softmax(1), x
+        loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
+        values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
+        adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
+        if adversarial_on:  # ... + adversarial term, weighted adaptively as in VQ-GAN
+            generator_loss = adversarial(
+                discriminator(fake)[-1], target_is_real=True, for_discriminator=False
+            )
+            lam = ae.adversarial_weight * adaptive_adversarial_weight(
+                reconstruction, generator_loss, model.last_layer()
+            )
+            loss = loss + lam * generator_loss
+            values.update(generator=generator_loss.item(), adversarial_weight=lam.item())
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"{modality} autoencoder, step {step}: loss {loss.item()}; last good checkpoint: {last_path}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if adversarial_on:
+            d_real = adversarial(discriminator(real)[-1], target_is_real=True, for_discriminator=True)
+            d_fake = adversarial(
+                discriminator(fake.detach())[-1], target_is_real=False, for_discriminator=True
+            )
+            disc_loss = 0.5 * (d_real + d_fake)
+            disc_optimizer.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            disc_optimizer.step()
+            values["discriminator"] = disc_loss.item()
+        if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
+            # a generator seeded by the step: restarts are the same in a resumed run
+            generator = torch.Generator().manual_seed(ae.seed * 1_000_003 + step)
+            values["dead_codes_restarted"] = model.quantizer.restart_dead_codes(z.detach(), generator)
+        values.update(loss=loss.item(), lr=ae.learning_rate * decay)
+        if step % 10 == 0 or step + 1 == ae.steps:
+            log.log(step, values)
+            bar.set_postfix(loss=f"{loss.item():.4f}", rec=f"{reconstruction.item():.4f}")
+        bar.update(1)
+        if (step + 1) % ae.checkpoint_every == 0 or step + 1 == ae.steps:
+            seconds += time.perf_counter() - began
+            began = time.perf_counter()
+            checkpoint(step + 1)
+    bar.close()
+    log.close()
+    return finish_autoencoder(model, splits, modality, ae, out, device, seconds)
+
+
+def finish_autoencoder(
+    model: VQGAN,
+    splits: Any,
+    modality: Modality,
+    ae: AutoencoderConfig,
+    out: Path,
+    device: torch.device,
+    seconds: float,
+) -> dict[str, Any]:
+    """Set the latent scale, save the model, evaluate on the validation split, draw reconstructions."""
+    model.eval()
+    model.scale.fill_(latent_scale(model, splits.train, modality, device))
+    save_autoencoder(out / MODEL_FILE, model, modality, splits.class_names, ae)
+    metrics = evaluate_autoencoder(model, splits.val, modality, splits.class_names, ae.batch_size, device)
+    metrics.update(
+        modality=modality,
+        split="val",
+        steps=ae.steps,
+        train_seconds=round(seconds, 1),
+        latent_scale=model.scale.item(),
+    )
+    atomic_write_json(out / "metrics.json", metrics)
+    rows = reconstruction_rows(model, splits.val, modality, len(splits.class_names), device=str(device))
+    summary = (
+        f"PSNR {metrics['psnr']:.2f} dB" if modality == "image" else f"mean IoU {metrics['mean_iou']:.3f}"
+    )
+    save_image_rows(
+        out / "reconstructions.png",
+        rows,
+        ("input", "reconstruction"),
+        title=f"{modality} autoencoder, validation split: {summary}",
+    )
+    logger.info("%s autoencoder: %s; codebook usage %.2f", modality, summary, metrics["codebook_usage"])
+    return metrics

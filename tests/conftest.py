@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+# Tests use tiny shapes, where one thread is fastest and never oversubscribes a shared CPU.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

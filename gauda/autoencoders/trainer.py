@@ -37,18 +37,13 @@ from gauda.data.batches import EpochBatchSampler
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.figures import save_image_rows
 from gauda.data.splits import save_split
+from gauda.device import resolve_device
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlog import MetricsLog
 
 logger = logging.getLogger(__name__)
 LAST_FILE = "last.safetensors"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_discriminator(config: AutoencoderConfig, in_channels: int) -> PatchDiscriminator:

@@ -23,6 +23,21 @@ def run_cli(
     return (code if isinstance(code, int) else 0 if code is None else 1), captured.out, captured.err
 
 
+def export_args(root: Path, out: Path, size: int) -> list[str]:
+    return [
+        "data",
+        "export",
+        "--dataset",
+        "cadis",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--size",
+        str(size),
+    ]
+
+
 @pytest.fixture
 def cadis_root(tmp_path: Path) -> Path:
     masks = {
@@ -124,18 +139,7 @@ def test_export_writes_a_folder_dataset_that_reads_back_identically(
     cadis_root, tmp_path, capsys, monkeypatch
 ) -> None:
     out = tmp_path / "exported"
-    args = [
-        "data",
-        "export",
-        "--dataset",
-        "cadis",
-        "--root",
-        str(cadis_root),
-        "--out",
-        str(out),
-        "--size",
-        "0",
-    ]
+    args = export_args(cadis_root, out, 0)
     code, _, _ = run_cli(args, capsys, monkeypatch)
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
@@ -165,18 +169,7 @@ def test_export_writes_a_folder_dataset_that_reads_back_identically(
 
 def test_export_resizes_and_refuses_to_overwrite(cadis_root, tmp_path, capsys, monkeypatch) -> None:
     out = tmp_path / "small"
-    args = [
-        "data",
-        "export",
-        "--dataset",
-        "cadis",
-        "--root",
-        str(cadis_root),
-        "--out",
-        str(out),
-        "--size",
-        "16",
-    ]
+    args = export_args(cadis_root, out, 16)
     assert run_cli(args, capsys, monkeypatch)[0] == 0
     from PIL import Image
 

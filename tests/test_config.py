@@ -97,3 +97,12 @@ def test_yaml_lists_become_tuples_so_configs_stay_hashable() -> None:
     config = from_dict(DataConfig, {"split": {"fractions": [0.8, 0.1, 0.1]}})
     assert config.split.fractions == (0.8, 0.1, 0.1)
     hash(config)
+
+
+def test_scientific_notation_is_a_number_in_overrides_and_files(tmp_path: Path) -> None:
+    assert resolve_config("tiny", overrides=["data.augment.probability=5e-1"]).data.augment.probability == 0.5
+    file = tmp_path / "run.yaml"
+    file.write_text("data:\n  augment:\n    probability: 2E-1\n")
+    assert resolve_config("tiny", file).data.augment.probability == 0.2
+    with pytest.raises(ConfigError, match=r"expected a number, got 'e-3'"):
+        resolve_config("tiny", overrides=["data.augment.probability=e-3"])

@@ -14,6 +14,8 @@ from typing import Any
 from gauda import config as configuration
 from gauda.autoencoders.config import IMAGE_AUTOENCODER_PRESETS, MASK_AUTOENCODER_PRESETS, AutoencoderConfig
 from gauda.data.config import DATA_PRESETS, DataConfig
+from gauda.diffusion.config import DIFFUSION_PRESETS, DiffusionConfig
+from gauda.segmentation.config import SEGMENTATION_PRESETS, SegmentationConfig
 from gauda.toy.config import TOY_PRESETS, ToyConfig
 
 PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
@@ -25,6 +27,8 @@ class GaudaConfig:
     image_autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     mask_autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
 
 # Each slice's named presets; a new stage adds its field above and one line here.
@@ -33,6 +37,8 @@ _STAGE_PRESETS: dict[str, Mapping[str, Any]] = {
     "image_autoencoder": IMAGE_AUTOENCODER_PRESETS,
     "mask_autoencoder": MASK_AUTOENCODER_PRESETS,
     "toy": TOY_PRESETS,
+    "segmentation": SEGMENTATION_PRESETS,
+    "diffusion": DIFFUSION_PRESETS,
 }
 
 # tiny: a 2-core CPU runs the whole pipeline in minutes; paper: the paper's sizes, for GPUs.

@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from gauda.checkpoint import CheckpointError
 from gauda.cli.data import data_app
 from gauda.cli.demo import demo
 from gauda.cli.evaluate import evaluate_app
+from gauda.cli.sample import sample
 from gauda.cli.toy import toy
 from gauda.cli.train import train_app
 from gauda.config import ConfigError
@@ -28,6 +30,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.command("demo")(demo)
+app.command("sample")(sample)
 app.command("toy")(toy)
 
 
@@ -40,6 +43,6 @@ def main() -> None:
     )
     try:
         app()
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, CheckpointError) as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
         sys.exit(2)

@@ -4,4 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from gauda.cli import evaluate_segmenter
+
 evaluate_app = typer.Typer(help="Evaluate trained models and predicted masks.", no_args_is_help=True)
+evaluate_app.command("segmenter")(evaluate_segmenter.segmenter)
+evaluate_app.command("masks")(evaluate_segmenter.masks)

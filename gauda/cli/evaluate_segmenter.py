@@ -1,0 +1,134 @@
+"""``gauda evaluate segmenter`` (a trained run on a split) and ``gauda evaluate masks`` (PNG mask folders):
+the paper's table of one model: per-class IoU with Dice and AP, then label mean, sample mean and median."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gauda.checkpoint import CheckpointError
+from gauda.cli.options import Overrides, build_config
+from gauda.config import ConfigError
+from gauda.data.dataset import load_splits
+from gauda.data.splits import SPLITS
+from gauda.evaluation.masks import evaluate_mask_folders
+from gauda.io import atomic_write_json
+from gauda.segmentation.evaluate import (
+    CHECKPOINT_NAMES,
+    checkpoint_path,
+    evaluate_split,
+    load_segmenter,
+    resolve_device,
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def print_table(summary: dict[str, Any], title: str) -> None:
+    """The paper's table: one row per class, then label mean, sample mean and sample median (IoU, Dice)."""
+    per_class = summary["per_class"]
+    columns = ["iou", "dice"] + [
+        key for key in ("ap", "uncertainty") if any(key in v for v in per_class.values())
+    ]
+    table = Table("class", *(c.upper() if c != "uncertainty" else "UE (Eq. 8)" for c in columns), title=title)
+    for name, values in per_class.items():
+        table.add_row(name, *(_cell(values.get(c)) for c in columns))
+    blank = [""] * (len(columns) - 2)
+    table.add_section()
+    table.add_row("label mean", _cell(summary["label_mean_iou"]), _cell(summary["label_mean_dice"]),
+                  *([_cell(summary["label_mean_ap"])] if "ap" in columns else []),
+                  *([""] if "uncertainty" in columns else []))  # fmt: skip
+    table.add_row(
+        "sample mean", _cell(summary["sample_mean_iou"]), _cell(summary["sample_mean_dice"]), *blank
+    )
+    table.add_row(
+        "sample median", _cell(summary["sample_median_iou"]), _cell(summary["sample_median_dice"]), *blank
+    )
+    console = Console()
+    console.print(table)
+    console.print("– : no estimate (class absent from predictions and ground truth, or never predicted)")
+
+
+def segmenter(
+    run: Annotated[Path, typer.Option("--run", help="Run folder of 'gauda train segmenter'.")],
+    split: Annotated[str, typer.Option("--split", help="Split to score: train, val or test.")] = "test",
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help=f"Which checkpoint: {' or '.join(CHECKPOINT_NAMES)}.")
+    ] = "best",
+    as_json: AsJson = False,
+    overrides: Overrides = None,
+) -> None:
+    """Score a trained segmenter on a split (mean of N posterior samples, Eq. 7) and write
+    evaluation_<split>.json (with every frame's IoU) into the run folder."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    config_file = run / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"--run {run}: {config_file} not found; expected a run folder of gauda train segmenter"
+        )
+    path = checkpoint_path(run, checkpoint)
+    config = build_config("tiny", config_file, overrides)  # the run's own configuration, whole
+    device = resolve_device(config.segmentation.device)
+    try:
+        model, state = load_segmenter(path, device)
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
+    splits = load_splits(config.data, progress=not as_json)
+    if tuple(state["class_names"]) != splits.class_names:
+        raise ConfigError(
+            f"{path}: trained on classes {state['class_names']}, the dataset has {splits.class_names}"
+        )
+    evaluation = evaluate_split(
+        model,
+        getattr(splits, split),
+        splits.class_names,
+        config.segmentation.num_samples(split),
+        config.segmentation.eval_batch_size,
+        device,
+        seed=config.segmentation.seed,
+        num_workers=config.segmentation.num_workers,
+        progress=not as_json,
+    )
+    about = {"run": str(run), "checkpoint": path.name, "step": state["step"], "split": split}
+    atomic_write_json(run / f"evaluation_{split}.json", {**about, **evaluation.to_json(frames=True)})
+    summary = {**about, **evaluation.to_json()}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        print_table(
+            summary, f"{config.segmentation.model}, {split} split, step {state['step']} ({path.name})"
+        )
+
+
+def masks(
+    pred: Annotated[Path, typer.Option("--pred", help="Folder of predicted masks <stem>.png (class ids).")],
+    gt: Annotated[
+        Path, typer.Option("--gt", help="Folder of true masks <stem>.png (255 = ignore), or a dataset.")
+    ],
+    classes: Annotated[Path, typer.Option("--classes", help="JSON list of class names, e.g. classes.json.")],
+    as_json: AsJson = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON (with every frame's scores) here.")
+    ] = None,
+) -> None:
+    """Score any folder of predicted masks against ground truth of the same stems (IoU and Dice; AP needs
+    probabilities, so it is not reported for masks)."""
+    table = evaluate_mask_folders(pred, gt, classes)
+    if out is not None:
+        atomic_write_json(out, table.to_json(frames=True))
+    summary = table.to_json()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        print_table(summary, f"{pred} against {gt}")

@@ -1,0 +1,270 @@
+"""Training loop of the joint latent diffusion model (Eq. 5) and the run it leaves behind.
+
+The run folder receives ``config.yaml``, ``split.json``, ``autoencoders.json`` (the two autoencoder runs,
+so that sampling finds them), ``latents.safetensors`` (the training split encoded once), ``metrics.csv``,
+``last.safetensors`` (everything needed to resume), ``model.safetensors`` (the EMA denoiser with what
+sampling needs: configuration, class names, latent layout, autoencoder runs, class frequencies) and
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from gauda.autoencoders.runs import load_autoencoder
+from gauda.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from gauda.config import ConfigError, from_dict, save, to_dict
+from gauda.data.batches import EpochBatchSampler
+from gauda.data.dataset import PairedDataset, load_splits
+from gauda.data.splits import save_split
+from gauda.device import resolve_device
+from gauda.diffusion.condition import draw_condition, drop_condition
+from gauda.diffusion.config import DiffusionConfig
+from gauda.diffusion.denoiser import DiffusionUNet
+from gauda.diffusion.latents import LATENTS_FILE, cached_latents
+from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample
+from gauda.io import atomic_write_json
+from gauda.presets import GaudaConfig
+from gauda.runlog import MetricsLog
+
+logger = logging.getLogger(__name__)
+LAST_FILE = "last.safetensors"
+MODEL_FILE = "model.safetensors"
+AUTOENCODERS_FILE = "autoencoders.json"
+
+
+def learning_rate(step: int, config: DiffusionConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then polynomial decay (1 - step / steps)^lr_power."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.learning_rate * warmup * (1 - step / config.steps) ** config.lr_power
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1 - decay)
+
+
+def autoencoder_runs(out: Path, image: str | Path | None, mask: str | Path | None) -> dict[str, str]:
+    """The two autoencoder runs of a diffusion run: as given, or as recorded in the run folder."""
+    recorded = out / AUTOENCODERS_FILE
+    if image is None or mask is None:
+        if not recorded.is_file():
+            raise ConfigError(
+                f"--image-autoencoder/--mask-autoencoder: required ({recorded} records none to reuse)"
+            )
+        return json.loads(recorded.read_text())
+    return {"image": str(Path(image).resolve()), "mask": str(Path(mask).resolve())}
+
+
+def train_diffusion(
+    config: GaudaConfig,
+    out: str | Path,
+    image_autoencoder: str | Path | None = None,
+    mask_autoencoder: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_at: int | None = None,
+) -> dict[str, Any]:
+    """Train the joint denoiser of ``config`` on latents of the two autoencoder runs; returns its metrics.
+
+    Args:
+        config: the whole resolved configuration (the data and diffusion slices are used).
+        out: run folder; must not hold a run unless ``resume``.
+        image_autoencoder: run folder of the image VQ-GAN (on resume: default, the recorded one).
+        mask_autoencoder: run folder of the mask VQ-GAN (on resume: default, the recorded one).
+        resume: continue the run in ``out`` from its last checkpoint.
+        progress: show progress bars.
+        stop_at: stop after this many steps with a checkpoint to ``--resume`` from, as an interrupted
+            job would (the learning rate still follows ``config.diffusion.steps``); no model is saved then.
+    """
+    dc = config.diffusion
+    out, last_path = Path(out), Path(out) / LAST_FILE
+    if last_path.exists() and not resume:
+        raise ConfigError(
+            f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
+        )
+    if resume and not last_path.exists():
+        raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
+    runs = autoencoder_runs(out, image_autoencoder, mask_autoencoder)
+    device = resolve_device(dc.device)
+    image_ae, image_info = load_autoencoder(runs["image"], device=str(device))
+    mask_ae, mask_info = load_autoencoder(runs["mask"], device=str(device))
+    for name, info in (("image", image_info), ("mask", mask_info)):
+        if info["modality"] != name:
+            raise ConfigError(
+                f"--{name}-autoencoder {runs[name]}: a {info['modality']} autoencoder; expected {name}"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    save(config, out / "config.yaml")
+    atomic_write_json(out / AUTOENCODERS_FILE, runs)
+    seed_everything(dc.seed)
+    splits = load_splits(config.data, progress=progress)
+    save_split(splits.summary, out)
+    class_names = splits.class_names
+    if tuple(mask_info["class_names"]) != tuple(class_names):
+        raise ConfigError(
+            f"--mask-autoencoder {runs['mask']}: trained on classes {list(mask_info['class_names'])}; "
+            f"the configured dataset has {list(class_names)}"
+        )
+    # the frames as they are: a classic augmentation (data.augment) would be frozen into the cache
+    train = PairedDataset(splits.train.frames, splits.train.source, splits.train.indices)
+    latents = cached_latents(
+        out / LATENTS_FILE, train, image_ae, mask_ae, dc.encode_batch_size, device, progress
+    )
+    z_all = torch.cat([latents["image"], latents["mask"]], dim=1).to(device)  # (N, D, s, s)
+    present_all = latents["classes"]  # (N, C)
+    num_frames, num_channels, latent_size = z_all.shape[0], z_all.shape[1], z_all.shape[-1]
+    del image_ae, mask_ae
+
+    model = DiffusionUNet(num_channels, len(class_names), latent_size, dc).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), dc.learning_rate, betas=dc.betas, weight_decay=dc.weight_decay
+    )
+    abar = alpha_bar(config_betas(dc)).float().to(device)  # (T,)
+    start, seconds = 0, 0.0
+    if resume:
+        state = load_checkpoint(last_path, device=device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        start, seconds = state["step"], state["seconds"]
+        logger.info("resuming diffusion at step %d of %d", start, dc.steps)
+    sampler = EpochBatchSampler(num_frames, min(dc.batch_size, num_frames), dc.seed, start_step=start)
+    log = MetricsLog(out, resume_step=start if resume else None)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "seconds": seconds,
+                "rng": rng_state(),
+                "config": to_dict(config),
+            },
+        )
+
+    model.train()
+    recent: list[float] = []
+    bar = tqdm(total=dc.steps, initial=start, desc="diffusion", disable=not progress)
+    began = time.perf_counter()
+    stop = dc.steps if stop_at is None else min(stop_at, dc.steps)
+    for step in range(start, stop):
+        lr = learning_rate(step, dc)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # every random draw of a step comes from a generator seeded by the step: resume-exact
+        generator = torch.Generator().manual_seed(dc.seed * 1_000_003 + step)
+        index = sampler.batch(step)
+        z0 = z_all[index]  # (B, D, s, s)
+        batch = z0.shape[0]
+        t = torch.randint(0, len(abar), (batch,), generator=generator).to(device)  # (B,)
+        eps = torch.randn(z0.shape, generator=generator).to(device)  # (B, D, s, s)
+        condition = draw_condition(present_all[index], dc.keep_probability, generator)  # (B, C)
+        null = drop_condition(batch, dc.p_uncond, generator) | (condition.sum(1) == 0)  # (B,)
+        z_t = q_sample(z0, eps, abar[t])  # Eq. 1 on the joint latents
+        loss = F.mse_loss(model(z_t, t, condition.to(device), null.to(device)), eps)  # Eq. 5
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"diffusion, step {step}: loss {loss.item()}; last good checkpoint: {last_path}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(model.parameters(), dc.grad_clip).item()
+            if dc.grad_clip
+            else math.nan
+        )
+        optimizer.step()
+        update_ema(ema, model, min(dc.ema_decay, (1 + step) / (10 + step)))  # short warm-up of the average
+        recent = [*recent[-99:], loss.item()]
+        if step % 10 == 0 or step + 1 == dc.steps:
+            log.log(step, {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm})
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+        bar.update(1)
+        if (step + 1) % dc.checkpoint_every == 0 or step + 1 == stop:
+            seconds += time.perf_counter() - began
+            began = time.perf_counter()
+            checkpoint(step + 1)
+    bar.close()
+    log.close()
+    if stop < dc.steps:
+        logger.info("diffusion: stopped at step %d of %d; continue with --resume", stop, dc.steps)
+        return {"stopped_at": stop, "steps": dc.steps}
+    image_channels = latents["image"].shape[1]
+    save_checkpoint(
+        out / MODEL_FILE,
+        {
+            "model": ema.state_dict(),
+            "config": to_dict(dc),
+            "class_names": list(class_names),
+            "class_frequency": present_all.mean(0),  # frame frequency of each class in the training split
+            "image_channels": image_channels,
+            "mask_channels": num_channels - image_channels,
+            "latent_size": latent_size,
+            "autoencoders": runs,
+        },
+    )
+    metrics = {
+        "steps": dc.steps,
+        "train_seconds": round(seconds, 1),
+        "final_loss": sum(recent) / len(recent) if recent else None,
+        "num_frames": num_frames,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "latent_shape": [num_channels, latent_size, latent_size],
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    logger.info(
+        "diffusion: %d steps, loss %s, model in %s", dc.steps, metrics["final_loss"], out / MODEL_FILE
+    )
+    return metrics
+
+
+def load_diffusion(run: str | Path, device: str = "cpu") -> tuple[DiffusionUNet, dict[str, Any]]:
+    """The EMA denoiser of a finished diffusion run (or its ``model.safetensors``), in eval mode.
+
+    Returns the model and its information: ``config`` (DiffusionConfig), ``class_names``,
+    ``class_frequency`` (C,), ``image_channels``, ``mask_channels``, ``latent_size``, ``autoencoders``.
+    """
+    path = Path(run)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no trained diffusion model; expected the {MODEL_FILE} of a finished run"
+        )
+    state = load_checkpoint(path, device=device)
+    if "autoencoders" not in state or "latent_size" not in state:
+        raise CheckpointError(f"{path}: not a diffusion checkpoint (no autoencoders or latent size recorded)")
+    config = from_dict(DiffusionConfig, state["config"])
+    channels = state["image_channels"] + state["mask_channels"]
+    model = DiffusionUNet(channels, len(state["class_names"]), state["latent_size"], config)
+    model.load_state_dict(state["model"])
+    info = {key: state[key] for key in ("class_names", "class_frequency", "image_channels", "mask_channels",
+                                         "latent_size", "autoencoders")}  # fmt: skip
+    info["class_names"] = tuple(info["class_names"])
+    info["config"] = config
+    return model.to(device).eval(), info

@@ -1,0 +1,1 @@
+"""Generation: classes -> sampler with classifier-free guidance -> latents -> decoded (image, mask) pairs."""

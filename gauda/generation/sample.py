@@ -1,0 +1,219 @@
+"""The sampling job behind ``gauda sample``: classes -> CFG sampler -> joint latents -> decoded pairs.
+
+It loads a diffusion run (and, through it, the two autoencoder runs), samples ``num_samples`` pairs in
+batches from one seeded generator, decodes them and writes them as a ``folder`` dataset, with
+``grid.png`` (images beside their overlaid masks) and ``sample_report.json`` (for each requested class,
+the fraction of generated masks that contain it, beside its frame frequency in the training split).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gauda.autoencoders.runs import load_autoencoder
+from gauda.config import ConfigError
+from gauda.data.errors import DataError
+from gauda.data.figures import save_pair_grid
+from gauda.data.folder import write_folder
+from gauda.device import resolve_device
+from gauda.diffusion.condition import multi_hot
+from gauda.diffusion.denoiser import DiffusionUNet
+from gauda.diffusion.latents import decode_pairs
+from gauda.diffusion.schedule import config_betas
+from gauda.diffusion.trainer import load_diffusion
+from gauda.generation.samplers import sampler_function
+
+logger = logging.getLogger(__name__)
+REPORT_FILE = "sample_report.json"
+GRID_FILE = "grid.png"
+DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp": 20}
+
+
+def parse_classes(text: str | None, class_names: tuple[str, ...]) -> list[int]:
+    """Class ids of a comma-separated list of names ("" or None: unconditional, no ids).
+
+    Names match exactly or, failing that, ignoring case; anything else is an error listing the names.
+    """
+    ids = []
+    for name in (part.strip() for part in (text or "").split(",")):
+        if not name:
+            continue
+        matches = [i for i, known in enumerate(class_names) if known == name] or [
+            i for i, known in enumerate(class_names) if known.lower() == name.lower()
+        ]
+        if not matches:
+            raise ConfigError(
+                f"--classes: unknown class {name!r}; expected comma-separated names from: "
+                + ", ".join(class_names)
+            )
+        ids.append(matches[0])
+    return sorted(set(ids))
+
+
+def class_hit_rates(masks: torch.Tensor, class_ids: list[int]) -> list[float]:
+    """For each class id, the fraction of masks (N, H, W) with at least one pixel of it."""
+    return [float((masks == c).flatten(1).any(1).float().mean()) for c in class_ids]
+
+
+@torch.no_grad()
+def sample_latents(
+    model: DiffusionUNet,
+    num_samples: int,
+    condition: torch.Tensor | None,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    betas: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """(num_samples, D, s, s) joint latents from one batch of noise drawn from ``generator``.
+
+    Args:
+        model: the denoiser.
+        num_samples: batch size.
+        condition: (C,) multi-hot classes, or None for unconditional samples.
+        sampler: ``ddpm``, ``ddim`` or ``dpmpp``.
+        steps: denoising steps.
+        guidance: w of Eq. 6 (1 = unguided).
+        betas: the training schedule's betas.
+        generator: seeded generator on the model's device.
+    """
+    device = next(model.parameters()).device
+    shape = (num_samples, model.in_channels, model.latent_size, model.latent_size)
+    noise = torch.randn(shape, generator=generator, device=device)  # (B, D, s, s)
+    batch_condition = None if condition is None else condition.to(device).expand(num_samples, -1)  # (B, C)
+    return sampler_function(sampler)(
+        model.as_denoiser(), noise, batch_condition, steps, guidance, betas=betas, generator=generator
+    )
+
+
+def to_arrays(image: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3, H, W) in [0, 1] and (B, H, W) ids -> uint8 (B, H, W, 3) and uint8 (B, H, W)."""
+    pictures = (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return pictures, mask.to(torch.uint8).cpu().numpy()
+
+
+def sample_pairs(
+    run: str | Path,
+    out: str | Path,
+    classes: str | None = None,
+    num_samples: int = 16,
+    sampler: str | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate pairs with a diffusion run and write them to ``out``; returns the sample report.
+
+    Args:
+        run: run folder of ``gauda train diffusion``.
+        out: the folder dataset to write (new or empty unless ``overwrite``).
+        classes: comma-separated class names to condition on; empty or None for unconditional samples.
+        num_samples: pairs to generate.
+        sampler: ``ddpm``, ``ddim`` or ``dpmpp``; default the run's ``sampler``.
+        steps: denoising steps; default the run's ``sampling_steps`` for the run's sampler, else 1000 for
+            ddpm, 50 for ddim, 20 for dpmpp.
+        guidance: w of Eq. 6, eps_null + w (eps_c - eps_null); default the run's ``guidance``.
+        seed: seed of the noise; the same seed (and batch size) gives the same pairs.
+        batch_size: pairs sampled at once.
+        device: ``auto``, ``cpu``, ``cuda``, ...
+        overwrite: replace an existing dataset at ``out``.
+        progress: show a progress bar.
+    """
+    if sampler is not None and sampler not in DEFAULT_STEPS:
+        raise ConfigError(f"--sampler {sampler!r}: expected one of {', '.join(DEFAULT_STEPS)}")
+    if num_samples < 1 or batch_size < 1:
+        raise ConfigError(f"--num {num_samples}, --batch-size {batch_size}: expected integers >= 1")
+    torch_device = resolve_device(device)
+    model, info = load_diffusion(run, device=str(torch_device))
+    config, class_names = info["config"], info["class_names"]
+    class_ids = parse_classes(classes, class_names)  # before the autoencoders: bad names fail fast
+    sampler = sampler or config.sampler
+    if steps is None:  # the run's steps for its own sampler, else each sampler's usual count
+        steps = config.sampling_steps if sampler == config.sampler else DEFAULT_STEPS[sampler]
+    guidance = config.guidance if guidance is None else guidance
+    if not 1 <= steps <= config.num_train_timesteps:
+        raise ConfigError(
+            f"--steps {steps}: expected 1..{config.num_train_timesteps} (the run's num_train_timesteps)"
+        )
+    if guidance < 0:
+        raise ConfigError(f"--guidance {guidance}: expected a number >= 0 (1 = unguided)")
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:  # fail before sampling, not after
+        raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
+    image_ae, _ = load_autoencoder(info["autoencoders"]["image"], device=str(torch_device))
+    mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"], device=str(torch_device))
+    condition = multi_hot(class_ids, len(class_names)) if class_ids else None
+    betas = config_betas(config)
+    generator = torch.Generator(torch_device).manual_seed(seed)
+
+    images, masks = [], []
+    began = time.perf_counter()
+    bar = tqdm(total=num_samples, desc=f"sampling ({sampler}, {steps} steps)", disable=not progress)
+    for start in range(0, num_samples, batch_size):
+        count = min(batch_size, num_samples - start)
+        z = sample_latents(model, count, condition, sampler, steps, guidance, betas, generator)
+        image, mask = decode_pairs(z, image_ae, mask_ae, info["image_channels"])
+        images.append(image.cpu())
+        masks.append(mask.cpu())
+        bar.update(count)
+    bar.close()
+    seconds = time.perf_counter() - began
+    all_images, all_masks = torch.cat(images), torch.cat(masks)  # (N, 3, H, W), (N, H, W)
+
+    reported = class_ids or list(range(len(class_names)))
+    hits = class_hit_rates(all_masks, reported)
+    frequency = info["class_frequency"]
+    report = {
+        "run": str(run),
+        "requested_classes": [class_names[c] for c in class_ids],
+        "num_samples": num_samples,
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+        "guidance_form": "eps_null + w * (eps_cond - eps_null)",
+        "seed": seed,
+        "batch_size": batch_size,
+        "seconds": round(seconds, 3),
+        "seconds_per_pair": round(seconds / num_samples, 4),
+        "classes": [
+            {
+                "class": class_names[c],
+                "id": c,
+                "generated_fraction": hit,
+                "training_frame_frequency": float(frequency[c]),
+            }
+            for c, hit in zip(reported, hits, strict=True)
+        ],
+    }
+    if class_ids:  # all requested classes at once
+        together = torch.stack([(all_masks == c).flatten(1).any(1) for c in class_ids]).all(0)
+        report["all_requested_fraction"] = float(together.float().mean())
+    pictures, labels = to_arrays(all_images, all_masks)
+    with write_folder(out, class_names, overwrite=overwrite) as writer:
+        for i in range(num_samples):
+            # each pair is independent: its own "video", so that the pairs split like any dataset
+            writer.add(f"sample_{i:05d}", f"sample_{i:05d}", pictures[i], labels[i])
+        shown = min(num_samples, 16)
+        save_pair_grid(
+            writer.staging / GRID_FILE,
+            list(pictures[:shown]),
+            list(labels[:shown]),
+            class_names,
+            titles=[f"sample_{i:05d}" for i in range(shown)],
+        )
+        writer.write_text(REPORT_FILE, json.dumps(report, indent=2) + "\n")
+    logger.info("sampled %d pairs into %s (%.2f s per pair)", num_samples, out, seconds / num_samples)
+    return report

@@ -1,0 +1,117 @@
+"""Prediction over a split: the result table and the class-wise uncertainty (Eq. 8) of a Bayesian segmenter,
+and loading a trained model back from a run folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from gauda.checkpoint import load_checkpoint
+from gauda.config import ConfigError, from_dict
+from gauda.data.classes import IGNORE_INDEX
+from gauda.evaluation.segmentation_metrics import SegmentationScores, SegmentationTable
+from gauda.segmentation.bayesian import BayesianSegmenter, build_segmenter, predict
+from gauda.segmentation.config import SegmentationConfig
+from gauda.uncertainty.classwise import ClasswiseUncertainty
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAMES: tuple[str, ...] = ("best", "last")
+
+
+@dataclass(frozen=True)
+class SplitEvaluation:
+    """A model on one split: the paper's table and UE_c (Eq. 8), NaN for classes never predicted."""
+
+    table: SegmentationTable
+    uncertainty: torch.Tensor  # (C,) float64
+
+    def to_json(self, frames: bool = False) -> dict[str, Any]:
+        """The table's JSON with each class's ``uncertainty`` beside its scores (null: never predicted)."""
+        summary = self.table.to_json(frames)
+        for name, value in zip(self.table.class_names, self.uncertainty.tolist(), strict=True):
+            summary["per_class"][name]["uncertainty"] = None if value != value else value  # NaN -> null
+        return summary
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: BayesianSegmenter,
+    dataset: Dataset,
+    class_names: tuple[str, ...],
+    num_samples: int | None,
+    batch_size: int,
+    device: torch.device,
+    seed: int = 0,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> SplitEvaluation:
+    """Predict every frame of ``dataset`` (mean of N posterior samples, Eq. 7) and score it.
+
+    Args:
+        model: a Bayesian segmenter on ``device``.
+        dataset: samples with "image", "mask" and "name" (a ``PairedDataset``).
+        class_names: names of the class ids.
+        num_samples: posterior samples N (None: the model's own, all members of an ensemble).
+        batch_size: frames per forward pass.
+        device: where the model runs.
+        seed: seeds the posterior draws, so that an evaluation is reproducible.
+        num_workers: data-loading processes.
+        progress: show a progress bar.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    scores = SegmentationScores(class_names)
+    uncertainty = ClasswiseUncertainty(len(class_names))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    try:
+        for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+            images = batch["image"].to(device)  # (B, 3, H, W)
+            masks = batch["mask"].to(device)  # (B, H, W)
+            samples, y_bar = predict(model, images, num_samples, generator)  # (N, B, C, H, W), (B, C, H, W)
+            uncertainty.update(samples, valid=masks != IGNORE_INDEX)  # Eq. 8 pooled over the split
+            scores.update(y_bar.argmax(dim=1), masks, batch["name"], y_bar)
+    finally:
+        model.train(was_training)
+    return SplitEvaluation(scores.compute(), uncertainty.compute())
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """The ``best`` or ``last`` checkpoint of a run; a clear error when it is not there."""
+    if which not in CHECKPOINT_NAMES:
+        raise ConfigError(f"--checkpoint {which!r}: expected one of {', '.join(CHECKPOINT_NAMES)}")
+    path = Path(run_dir) / f"{which}.safetensors"
+    if not path.is_file():
+        raise ConfigError(
+            f"--run {run_dir}: no checkpoint {path}; expected a run folder written by "
+            "'gauda train segmenter --out RUN'"
+        )
+    return path
+
+
+def load_segmenter(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model of a training checkpoint, on ``device`` in eval mode, and the checkpoint's state."""
+    state = load_checkpoint(path, device="cpu")
+    for key in ("model", "config", "class_names", "in_channels"):
+        if key not in state:
+            raise ConfigError(
+                f"{path}: a checkpoint without {key!r}; expected one written by the segmenter trainer"
+            )
+    config = from_dict(SegmentationConfig, state["config"]["segmentation"], "segmentation")
+    model = build_segmenter(config, state["in_channels"], len(state["class_names"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state

@@ -1,0 +1,337 @@
+"""The training loop of the Bayesian segmenters, with named hooks for training schemes.
+
+The loop is the default scheme (no resampling): each member draws its own batches, one optimiser step
+per batch, validation every ``val_every`` steps (mean IoU and the class-wise uncertainty, Eq. 8), the
+``best`` (label-mean IoU) and ``last`` checkpoints written at each validation. Schemes of later stages
+(GAUDA's generated pairs, Adaptive Sampling's weights) plug into the hooks without touching the loop:
+
+    on_train_start(trainer)          once, after a resume has restored every state
+    on_batch(batch, step) -> batch   before each step: may replace part of the batch
+    after_step(step, logs)           after each step
+    on_validation(step, results)     after each validation: may set trainer.sampler's weights
+    on_train_end(trainer)            once, after the last step
+
+A hook's ``state_dict``/``load_state_dict`` travel in the checkpoints, so a resumed run continues the
+scheme where it stopped. A resumed run restarts from the last validation and reaches the same weights
+as an uninterrupted one: batches are a pure function of (seed, member, step, weights), the model's
+random draws come from the trainer's own generator, and validation draws from a generator of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from gauda.config import ConfigError
+from gauda.evaluation.segmentation_metrics import SegmentationTable
+from gauda.io import atomic_write_text
+from gauda.runlog import MetricsLog
+from gauda.segmentation.bayesian import BayesianSegmenter
+from gauda.segmentation.config import SegmentationConfig
+from gauda.segmentation.evaluate import evaluate_split, resolve_device
+from gauda.segmentation.sampler import MemberBatchSampler
+
+logger = logging.getLogger(__name__)
+
+# Options a resumed run may change: they do not alter what the model learns.
+RESUMABLE_OPTIONS: tuple[str, ...] = (
+    "segmentation.steps",
+    "segmentation.num_workers",
+    "segmentation.device",
+    "segmentation.eval_batch_size",
+    "data.root",
+    "data.cache_dir",
+)
+
+# "image" (M, B, 3, H, W), "mask" (M, B, H, W), "classes" (M, B, C), "index" (M, B), "name" (M lists), ...
+Batch = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ValidationResults:
+    step: int
+    table: SegmentationTable
+    uncertainty: torch.Tensor  # (C,) UE_c of Eq. 8 over the validation set; NaN: class never predicted
+
+
+class TrainingHook:
+    """A training scheme's entry points into the loop; every method does nothing by default."""
+
+    def on_train_start(self, trainer: SegmentationTrainer) -> None:
+        pass
+
+    def on_batch(self, batch: Batch, step: int) -> Batch:
+        return batch
+
+    def after_step(self, step: int, logs: Mapping[str, float]) -> None:
+        pass
+
+    def on_validation(self, step: int, results: ValidationResults) -> None:
+        pass
+
+    def on_train_end(self, trainer: SegmentationTrainer) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+class _KeyedFrames(Dataset):
+    """Serves a key (frame index, epoch) of the sampler: the frame, augmented as in that epoch."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key
+        self.dataset.epoch = epoch  # PairedDataset seeds its augmentation with the epoch
+        return {**self.dataset[index], "index": index}
+
+
+def collate_members(samples: list[dict[str, Any]], num_members: int) -> Batch:
+    """Collate num_members * B samples (member after member) into tensors (M, B, ...) and lists per member."""
+    batch = default_collate(samples)
+    per_member = len(samples) // num_members
+    return {
+        key: value.unflatten(0, (num_members, per_member))
+        if isinstance(value, torch.Tensor)
+        else [value[m * per_member : (m + 1) * per_member] for m in range(num_members)]
+        for key, value in batch.items()
+    }
+
+
+def _metric_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configuration dictionaries."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            changes += config_changes(a, b, f"{name}.")
+        elif a != b:
+            changes.append(name)
+    return changes
+
+
+class SegmentationTrainer:
+    """Trains a Bayesian segmenter into a run folder.
+
+    Args:
+        model: the segmenter (``build_segmenter``).
+        config: the segmentation slice of the configuration.
+        train: training samples (a ``PairedDataset``).
+        val: validation samples.
+        class_names: names of the class ids.
+        run_dir: where checkpoints, ``metrics.csv`` and ``config.yaml`` go.
+        full_config: the whole resolved configuration as a dictionary (``gauda.config.to_dict``), written
+            to ``config.yaml`` and stored in every checkpoint.
+        hooks: training schemes, called in order.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: SegmentationConfig,
+        train: Dataset,
+        val: Dataset,
+        class_names: Sequence[str],
+        run_dir: str | Path,
+        full_config: Mapping[str, Any],
+        hooks: Sequence[TrainingHook] = (),
+        progress: bool = True,
+    ) -> None:
+        self.config, self.train, self.val = config, train, val
+        self.class_names = tuple(class_names)
+        self.run_dir = Path(run_dir)
+        self.full_config = dict(full_config)
+        self.hooks = list(hooks)
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.segmenter: BayesianSegmenter = model  # the same object, seen through the interface
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        self.sampler = MemberBatchSampler(
+            len(train), self.segmenter.num_members, config.batch_size, config.seed
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)  # the model's draws
+        self.step = 0  # completed optimisation steps
+        self.best_score: float | None = None
+        self.best_step: int | None = None
+        self.last_validation: ValidationResults | None = None
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False) -> ValidationResults | None:
+        """Train up to ``config.steps``; with ``resume``, continue from the run's last checkpoint first.
+
+        Returns the last validation results (None when nothing was left to do).
+        """
+        if resume:
+            self.load(self.run_dir / "last.safetensors")
+        else:
+            seed_everything(self.config.seed)
+        # written once the configuration is known to fit the run (a refused resume leaves it alone)
+        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.full_config, sort_keys=False))
+        log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
+        for hook in self.hooks:
+            hook.on_train_start(self)
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not self.progress)
+        try:
+            batches = self._batches()
+            while self.step < self.config.steps:
+                batch = next(batches)
+                for hook in self.hooks:
+                    batch = hook.on_batch(batch, self.step)
+                logs = self._optimise(batch)
+                self.step += 1
+                log.log(self.step, {f"train/{name}": value for name, value in logs.items()})
+                for hook in self.hooks:
+                    hook.after_step(self.step, logs)
+                bar.update()
+                bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+                if self.step % self.config.val_every == 0 or self.step == self.config.steps:
+                    self._validation_point(log)
+                    batches = self._batches()  # a hook may have changed the sampling weights
+        finally:
+            bar.close()
+            log.close()
+        for hook in self.hooks:
+            hook.on_train_end(self)
+        return self.last_validation
+
+    def _optimise(self, batch: Batch) -> dict[str, float]:
+        """One step on a batch of every member; returns the values to log."""
+        self.model.train()
+        images = batch["image"].to(self.device)  # (M, B, 3, H, W)
+        masks = batch["mask"].to(self.device)  # (M, B, H, W)
+        loss, logs = self.segmenter.training_loss(images, masks, self.generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss {float(loss)} at step {self.step + 1}; lower segmentation.learning_rate"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss.detach()), **logs}
+
+    def _batches(self):
+        """Batches from the current step on, drawn by the sampler with its current weights."""
+        loader = DataLoader(
+            _KeyedFrames(self.train),
+            batch_sampler=self.sampler.steps(self.step, self.config.steps),
+            num_workers=self.config.num_workers,
+            collate_fn=functools.partial(collate_members, num_members=self.segmenter.num_members),
+            generator=torch.Generator().manual_seed(self.config.seed),  # leave the global stream alone
+        )
+        return iter(loader)
+
+    def _validation_point(self, log: MetricsLog) -> None:
+        results = self.validate()
+        self.last_validation = results
+        table = results.table
+        values = {
+            "val/label_mean_iou": table.label_mean_iou,
+            "val/sample_mean_iou": table.sample_mean_iou,
+            "val/sample_median_iou": table.sample_median_iou,
+        }
+        for c, name in enumerate(self.class_names):
+            values[f"val/iou/{_metric_name(name)}"] = float(table.iou[c])
+            values[f"val/uncertainty/{_metric_name(name)}"] = float(results.uncertainty[c])
+        log.log(self.step, values)
+        logger.info("step %d: validation label-mean IoU %.4f", self.step, table.label_mean_iou)
+        for hook in self.hooks:
+            hook.on_validation(self.step, results)
+        score = table.label_mean_iou
+        if not math.isnan(score) and (self.best_score is None or score > self.best_score):
+            self.best_score, self.best_step = score, self.step
+            self.save(self.run_dir / "best.safetensors")
+        self.save(self.run_dir / "last.safetensors")
+
+    def validate(self) -> ValidationResults:
+        """Mean IoU and Eq. 8's class-wise uncertainty on the validation split."""
+        evaluation = evaluate_split(
+            self.segmenter,
+            self.val,
+            self.class_names,
+            self.config.num_samples("val"),
+            self.config.eval_batch_size,
+            self.device,
+            seed=self.config.seed,
+            num_workers=self.config.num_workers,
+            progress=self.progress,
+        )
+        return ValidationResults(self.step, evaluation.table, evaluation.uncertainty)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "rng": rng_state(),
+            "generator": self.generator.get_state(),
+            "sampler": self.sampler.state_dict(),
+            "hooks": [hook.state_dict() for hook in self.hooks],
+            "config": self.full_config,
+            "class_names": list(self.class_names),
+            "in_channels": 3,
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write the whole training state atomically (safetensors + JSON, no pickle)."""
+        return save_checkpoint(path, self.state_dict())
+
+    def load(self, path: Path) -> None:
+        """Restore the whole training state to continue a run; the configuration must match."""
+        if not path.is_file():
+            raise ConfigError(f"--resume: no checkpoint {path}; expected a run folder with last.safetensors")
+        state = load_checkpoint(path, device="cpu")
+        changed = [
+            key for key in config_changes(state["config"], self.full_config) if key not in RESUMABLE_OPTIONS
+        ]
+        if changed:
+            raise ConfigError(
+                f"--resume {path}: the configuration differs from the run's in {', '.join(changed)}; "
+                f"a resumed run may change only {', '.join(RESUMABLE_OPTIONS)}"
+            )
+        if list(state["class_names"]) != list(self.class_names):
+            raise ConfigError(f"--resume {path}: the run was trained on classes {state['class_names']}")
+        saved_hooks = state["hooks"]
+        if len(saved_hooks) != len(self.hooks) and any(saved_hooks):  # stateless hooks may come and go
+            raise ConfigError(
+                f"--resume {path}: the run had {len(saved_hooks)} training hooks with state; "
+                f"now {len(self.hooks)}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.best_score, self.best_step = state["best_score"], state["best_step"]
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        self.sampler.load_state_dict(state["sampler"])
+        if len(saved_hooks) == len(self.hooks):
+            for hook, hook_state in zip(self.hooks, saved_hooks, strict=True):
+                hook.load_state_dict(hook_state)
+        logger.info("resumed %s at step %d of %d", path, self.step, self.config.steps)

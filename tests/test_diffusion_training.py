@@ -1,0 +1,109 @@
+"""Training the joint latent diffusion model: learning rate, EMA, latent cache, resume, the run's files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gauda.autoencoders.trainer import train_autoencoder
+from gauda.checkpoint import CheckpointError, load_checkpoint
+from gauda.config import ConfigError
+from gauda.diffusion.config import DiffusionConfig
+from gauda.diffusion.trainer import learning_rate, load_diffusion, train_diffusion, update_ema
+from gauda.presets import resolve_config
+
+DATA = [
+    "data.image_size=16", "data.synthetic.num_videos=5", "data.synthetic.frames_per_video=2",
+    "data.synthetic.image_size=32", "data.split.fractions=[0.6, 0.2, 0.2]",
+]  # fmt: skip
+AUTOENCODER = {"channels": "[8, 16]", "codebook_size": 16, "batch_size": 2, "steps": 2, "checkpoint_every": 2,
+               "discriminator_channels": "[8, 16]", "adversarial_start": 100,
+               "latent_channels": 2}  # fmt: skip
+DIFFUSION = {"channels": "[8, 16]", "num_res_blocks": 1, "attention_resolutions": "[4]", "num_heads": 2,
+             "batch_size": 3, "checkpoint_every": 3, "warmup_steps": 2, "encode_batch_size": 4}  # fmt: skip
+
+
+def tiny_config(cache: Path, steps: int = 6, extra: tuple[str, ...] = ()):
+    overrides = [*DATA, f"data.cache_dir={cache}"]
+    for modality in ("image_autoencoder", "mask_autoencoder"):
+        overrides += [f"{modality}.{key}={value}" for key, value in AUTOENCODER.items()]
+    overrides += [f"diffusion.{key}={value}" for key, value in DIFFUSION.items()]
+    return resolve_config("tiny", overrides=[*overrides, f"diffusion.steps={steps}", *extra])
+
+
+@pytest.fixture(scope="module")
+def autoencoders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Two autoencoder runs trained for two steps on 16 px frames (2 + 2 latent channels at 8x8)."""
+    root = tmp_path_factory.mktemp("autoencoders")
+    config = tiny_config(root / "cache")
+    for modality in ("image", "mask"):
+        train_autoencoder(config, modality, root / modality, progress=False)
+    return root / "image", root / "mask", root / "cache"
+
+
+def test_learning_rate_warms_up_then_decays_polynomially_to_zero() -> None:
+    config = DiffusionConfig(learning_rate=1.0, warmup_steps=10, steps=110, lr_power=2.0)
+    assert learning_rate(0, config) == pytest.approx(0.1)
+    assert learning_rate(9, config) == pytest.approx((1 - 9 / 110) ** 2)
+    assert learning_rate(60, config) == pytest.approx((50 / 110) ** 2)
+    assert learning_rate(109, config) < 1e-3
+
+
+def test_ema_moves_towards_the_model_by_one_minus_decay() -> None:
+    ema, model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = ema.weight.detach().clone()
+    update_ema(ema, model, 0.9)
+    assert torch.allclose(ema.weight, 0.9 * before + 0.1 * model.weight)
+
+
+def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    train_diffusion(tiny_config(cache), tmp_path / "full", image, mask, progress=False)
+    stopped = train_diffusion(
+        tiny_config(cache), tmp_path / "stopped", image, mask, progress=False, stop_at=4
+    )
+    assert stopped == {"stopped_at": 4, "steps": 6}
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()
+    # the resumed run finds its autoencoders in the run folder
+    train_diffusion(tiny_config(cache), tmp_path / "stopped", resume=True, progress=False)
+    full = load_checkpoint(tmp_path / "full" / "last.safetensors")
+    resumed = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
+    assert full["step"] == resumed["step"] == 6
+    for part in ("model", "ema"):
+        for key, value in full[part].items():
+            assert torch.allclose(value, resumed[part][key], atol=1e-6), f"{part}.{key}"
+
+
+def test_a_run_writes_its_artefacts_and_its_model_loads_back(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    metrics = train_diffusion(tiny_config(cache, steps=2), tmp_path / "run", image, mask, progress=False)
+    for name in ("config.yaml", "split.json", "autoencoders.json", "latents.safetensors", "metrics.csv",
+                 "last.safetensors", "model.safetensors", "metrics.json"):  # fmt: skip
+        assert (tmp_path / "run" / name).is_file(), name
+    assert metrics["latent_shape"] == [4, 8, 8]
+    model, info = load_diffusion(tmp_path / "run")
+    assert info["autoencoders"] == json.loads((tmp_path / "run" / "autoencoders.json").read_text())
+    assert info["image_channels"] == info["mask_channels"] == 2 and len(info["class_names"]) == 9
+    assert info["class_frequency"].shape == (9,) and (info["class_frequency"] <= 1).all()
+    z = torch.randn(2, 4, 8, 8)
+    assert model(z, torch.tensor([5, 500]), torch.eye(9)[:2]).shape == z.shape
+    with pytest.raises(ConfigError, match=r"holds a run already .*--resume"):
+        train_diffusion(tiny_config(cache, steps=2), tmp_path / "run", image, mask, progress=False)
+
+
+def test_a_latent_cache_of_other_frames_is_refused(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    train_diffusion(tiny_config(cache, steps=1), tmp_path / "run", image, mask, progress=False)
+    (tmp_path / "run" / "last.safetensors").unlink()
+    other = tiny_config(cache, steps=1, extra=("data.split.seed=5",))
+    with pytest.raises(CheckpointError, match="latents of other frames"):
+        train_diffusion(other, tmp_path / "run", image, mask, progress=False)
+
+
+def test_swapped_autoencoders_are_refused(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    with pytest.raises(ConfigError, match="a mask autoencoder; expected image"):
+        train_diffusion(tiny_config(cache), tmp_path / "run", mask, image, progress=False)

@@ -17,6 +17,7 @@ from gauda.cli.options import Overrides, build_config
 from gauda.config import ConfigError
 from gauda.data.dataset import load_splits
 from gauda.data.splits import SPLITS
+from gauda.device import resolve_device
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
 from gauda.segmentation.evaluate import (
@@ -24,7 +25,6 @@ from gauda.segmentation.evaluate import (
     checkpoint_path,
     evaluate_split,
     load_segmenter,
-    resolve_device,
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]

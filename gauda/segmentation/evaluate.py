@@ -83,13 +83,6 @@ def evaluate_split(
     return SplitEvaluation(scores.compute(), uncertainty.compute())
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     """The ``best`` or ``last`` checkpoint of a run; a clear error when it is not there."""
     if which not in CHECKPOINT_NAMES:

@@ -35,12 +35,13 @@ from tqdm.auto import tqdm
 
 from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from gauda.config import ConfigError
+from gauda.device import resolve_device
 from gauda.evaluation.segmentation_metrics import SegmentationTable
 from gauda.io import atomic_write_text
 from gauda.runlog import MetricsLog
 from gauda.segmentation.bayesian import BayesianSegmenter
 from gauda.segmentation.config import SegmentationConfig
-from gauda.segmentation.evaluate import evaluate_split, resolve_device
+from gauda.segmentation.evaluate import evaluate_split
 from gauda.segmentation.sampler import MemberBatchSampler
 
 logger = logging.getLogger(__name__)

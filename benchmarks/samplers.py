@@ -33,7 +33,8 @@ from gauda.diffusion.condition import multi_hot
 from gauda.diffusion.latents import decode_pairs, encode_dataset
 from gauda.diffusion.schedule import config_betas
 from gauda.diffusion.trainer import load_diffusion, train_diffusion
-from gauda.generation.sample import class_hit_rates, sample_latents
+from gauda.generation.generator import Sampling, resolve_sampling, sample_latents
+from gauda.generation.sample import class_hit_rates
 from gauda.presets import resolve_config
 
 SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("dpmpp", 10), ("dpmpp", 20))
@@ -87,6 +88,7 @@ def main() -> None:
     mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"])
     diffusion_config, names = info["config"], info["class_names"]
     betas = config_betas(diffusion_config)
+    default_sampling = resolve_sampling(diffusion_config)
     results: dict = {
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "hit_rate": {},
@@ -101,11 +103,8 @@ def main() -> None:
         masks = []
         for start in range(0, args.num, args.batch_size):
             count = min(args.batch_size, args.num - start)
-            dc = diffusion_config
-            condition = multi_hot([c], len(names))
-            z = sample_latents(
-                model, count, condition, dc.sampler, dc.sampling_steps, dc.guidance, betas, generator
-            )
+            conditions = multi_hot([c], len(names)).expand(count, -1)
+            z = sample_latents(model, conditions, count, default_sampling, betas, generator)
             masks.append(decode_pairs(z, image_ae, mask_ae, info["image_channels"])[1])
         hit = class_hit_rates(torch.cat(masks), [c])[0]
         results["hit_rate"][name] = {"hit": hit, "training": float(info["class_frequency"][c])}
@@ -129,7 +128,8 @@ def main() -> None:
         start_time = time.perf_counter()
         for start in range(0, args.num_fd, args.batch_size):
             count = min(args.batch_size, args.num_fd - start)
-            latents.append(sample_latents(model, count, None, sampler, steps, 1.0, betas, generator))
+            sampling = Sampling(sampler, steps, 1.0)
+            latents.append(sample_latents(model, None, count, sampling, betas, generator))
         seconds = (time.perf_counter() - start_time) / args.num_fd
         for z in latents:
             masks.append(decode_pairs(z, image_ae, mask_ae, info["image_channels"])[1])

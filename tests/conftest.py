@@ -74,3 +74,11 @@ def write_folder_dataset(
     (root / "classes.json").write_text(json.dumps(class_names))
     (root / "videos.json").write_text(json.dumps({stem: video for stem, (video, _) in frames.items()}))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory: pytest.TempPathFactory):
+    """A trained (for a few steps) tiny generator: both autoencoders and a diffusion run on 16 px frames."""
+    from tiny_runs import train_tiny_generator
+
+    return train_tiny_generator(tmp_path_factory.mktemp("tiny_generator"))

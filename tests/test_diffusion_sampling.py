@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_diffusion_training import DATA, DIFFUSION, tiny_config
+from tiny_runs import DATA, DIFFUSION, tiny_config
 from typer.testing import CliRunner
 
 from gauda.autoencoders.trainer import train_autoencoder
@@ -25,14 +25,9 @@ NAMES = ("Background", "Abdominal wall", "Grasper")
 
 
 @pytest.fixture(scope="module")
-def diffusion_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def diffusion_run(tiny_generator) -> Path:
     """A diffusion run trained for three steps on two autoencoders trained for two."""
-    root = tmp_path_factory.mktemp("runs")
-    config = tiny_config(root / "cache", steps=3)
-    for modality in ("image", "mask"):
-        train_autoencoder(config, modality, root / modality, progress=False)
-    train_diffusion(config, root / "diffusion", root / "image", root / "mask", progress=False)
-    return root / "diffusion"
+    return tiny_generator.diffusion
 
 
 def test_class_names_parse_to_sorted_ids_ignoring_case_and_blanks() -> None:

@@ -7,31 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import tiny_config
 
 from gauda.autoencoders.trainer import train_autoencoder
 from gauda.checkpoint import CheckpointError, load_checkpoint
 from gauda.config import ConfigError
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.trainer import learning_rate, load_diffusion, train_diffusion, update_ema
-from gauda.presets import resolve_config
-
-DATA = [
-    "data.image_size=16", "data.synthetic.num_videos=5", "data.synthetic.frames_per_video=2",
-    "data.synthetic.image_size=32", "data.split.fractions=[0.6, 0.2, 0.2]",
-]  # fmt: skip
-AUTOENCODER = {"channels": "[8, 16]", "codebook_size": 16, "batch_size": 2, "steps": 2, "checkpoint_every": 2,
-               "discriminator_channels": "[8, 16]", "adversarial_start": 100,
-               "latent_channels": 2}  # fmt: skip
-DIFFUSION = {"channels": "[8, 16]", "num_res_blocks": 1, "attention_resolutions": "[4]", "num_heads": 2,
-             "batch_size": 3, "checkpoint_every": 3, "warmup_steps": 2, "encode_batch_size": 4}  # fmt: skip
-
-
-def tiny_config(cache: Path, steps: int = 6, extra: tuple[str, ...] = ()):
-    overrides = [*DATA, f"data.cache_dir={cache}"]
-    for modality in ("image_autoencoder", "mask_autoencoder"):
-        overrides += [f"{modality}.{key}={value}" for key, value in AUTOENCODER.items()]
-    overrides += [f"diffusion.{key}={value}" for key, value in DIFFUSION.items()]
-    return resolve_config("tiny", overrides=[*overrides, f"diffusion.steps={steps}", *extra])
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,12 @@ from gauda.data.figures import save_pair_grid
 from gauda.data.folder import write_folder
 from gauda.device import resolve_device
 from gauda.diffusion.condition import multi_hot
-from gauda.diffusion.denoiser import DiffusionUNet
-from gauda.diffusion.latents import decode_pairs
-from gauda.diffusion.schedule import config_betas
 from gauda.diffusion.trainer import load_diffusion
-from gauda.generation.samplers import sampler_function
+from gauda.generation.generator import PairGenerator, resolve_sampling
 
 logger = logging.getLogger(__name__)
 REPORT_FILE = "sample_report.json"
 GRID_FILE = "grid.png"
-DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp": 20}
 
 
 def parse_classes(text: str | None, class_names: tuple[str, ...]) -> list[int]:
@@ -61,38 +57,6 @@ def parse_classes(text: str | None, class_names: tuple[str, ...]) -> list[int]:
 def class_hit_rates(masks: torch.Tensor, class_ids: list[int]) -> list[float]:
     """For each class id, the fraction of masks (N, H, W) with at least one pixel of it."""
     return [float((masks == c).flatten(1).any(1).float().mean()) for c in class_ids]
-
-
-@torch.no_grad()
-def sample_latents(
-    model: DiffusionUNet,
-    num_samples: int,
-    condition: torch.Tensor | None,
-    sampler: str,
-    steps: int,
-    guidance: float,
-    betas: torch.Tensor,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """(num_samples, D, s, s) joint latents from one batch of noise drawn from ``generator``.
-
-    Args:
-        model: the denoiser.
-        num_samples: batch size.
-        condition: (C,) multi-hot classes, or None for unconditional samples.
-        sampler: ``ddpm``, ``ddim`` or ``dpmpp``.
-        steps: denoising steps.
-        guidance: w of Eq. 6 (1 = unguided).
-        betas: the training schedule's betas.
-        generator: seeded generator on the model's device.
-    """
-    device = next(model.parameters()).device
-    shape = (num_samples, model.in_channels, model.latent_size, model.latent_size)
-    noise = torch.randn(shape, generator=generator, device=device)  # (B, D, s, s)
-    batch_condition = None if condition is None else condition.to(device).expand(num_samples, -1)  # (B, C)
-    return sampler_function(sampler)(
-        model.as_denoiser(), noise, batch_condition, steps, guidance, betas=betas, generator=generator
-    )
 
 
 def to_arrays(image: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -132,40 +96,33 @@ def sample_pairs(
         overwrite: replace an existing dataset at ``out``.
         progress: show a progress bar.
     """
-    if sampler is not None and sampler not in DEFAULT_STEPS:
-        raise ConfigError(f"--sampler {sampler!r}: expected one of {', '.join(DEFAULT_STEPS)}")
     if num_samples < 1 or batch_size < 1:
         raise ConfigError(f"--num {num_samples}, --batch-size {batch_size}: expected integers >= 1")
     torch_device = resolve_device(device)
     model, info = load_diffusion(run, device=str(torch_device))
-    config, class_names = info["config"], info["class_names"]
+    class_names = info["class_names"]
     class_ids = parse_classes(classes, class_names)  # before the autoencoders: bad names fail fast
-    sampler = sampler or config.sampler
-    if steps is None:  # the run's steps for its own sampler, else each sampler's usual count
-        steps = config.sampling_steps if sampler == config.sampler else DEFAULT_STEPS[sampler]
-    guidance = config.guidance if guidance is None else guidance
-    if not 1 <= steps <= config.num_train_timesteps:
-        raise ConfigError(
-            f"--steps {steps}: expected 1..{config.num_train_timesteps} (the run's num_train_timesteps)"
-        )
-    if guidance < 0:
-        raise ConfigError(f"--guidance {guidance}: expected a number >= 0 (1 = unguided)")
+    try:
+        sampling = resolve_sampling(info["config"], sampler, steps, guidance)
+    except ConfigError as error:
+        raise ConfigError(f"--{error}") from None
     out = Path(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:  # fail before sampling, not after
         raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
     image_ae, _ = load_autoencoder(info["autoencoders"]["image"], device=str(torch_device))
     mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"], device=str(torch_device))
+    pair_generator = PairGenerator(model, image_ae, mask_ae, info)
     condition = multi_hot(class_ids, len(class_names)) if class_ids else None
-    betas = config_betas(config)
     generator = torch.Generator(torch_device).manual_seed(seed)
+    sampler, steps, guidance = sampling.sampler, sampling.steps, sampling.guidance
 
     images, masks = [], []
     began = time.perf_counter()
     bar = tqdm(total=num_samples, desc=f"sampling ({sampler}, {steps} steps)", disable=not progress)
     for start in range(0, num_samples, batch_size):
         count = min(batch_size, num_samples - start)
-        z = sample_latents(model, count, condition, sampler, steps, guidance, betas, generator)
-        image, mask = decode_pairs(z, image_ae, mask_ae, info["image_channels"])
+        conditions = None if condition is None else condition.expand(count, -1)
+        image, mask = pair_generator.generate(conditions, sampling, generator, num_samples=count)
         images.append(image.cpu())
         masks.append(mask.cpu())
         bar.update(count)

@@ -18,7 +18,6 @@ from gauda.config import ConfigError
 from gauda.data.dataset import PairedDataset
 from gauda.data.errors import DataError
 from gauda.data.folder import folder_source
-from gauda.diffusion.trainer import train_diffusion
 from gauda.generation.sample import class_hit_rates, parse_classes, sample_pairs
 
 NAMES = ("Background", "Abdominal wall", "Grasper")

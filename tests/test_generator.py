@@ -31,8 +31,8 @@ def test_generate_gives_images_in_unit_range_and_masks_of_class_ids(generator) -
     conditions[:, 2] = 1
     images, masks = generator.generate(conditions, generator.sampling(), torch.Generator().manual_seed(0))
     assert images.shape == (3, 3, 16, 16) and masks.shape == (3, 16, 16)
-    assert 0 <= images.min() and images.max() <= 1
-    assert masks.dtype == torch.long and 0 <= masks.min() and masks.max() < generator.num_classes
+    assert images.min() >= 0 and images.max() <= 1
+    assert masks.dtype == torch.long and masks.min() >= 0 and masks.max() < generator.num_classes
 
 
 def test_a_seed_fixes_the_pairs(generator) -> None:

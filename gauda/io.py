@@ -42,3 +42,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def atomic_save_figure(figure: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib ``Figure`` as a PNG at ``path`` atomically."""
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))

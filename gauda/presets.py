@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gauda import config as configuration
+from gauda.augmentation.config import SCHEME_PRESETS, SchemeConfig
 from gauda.autoencoders.config import IMAGE_AUTOENCODER_PRESETS, MASK_AUTOENCODER_PRESETS, AutoencoderConfig
 from gauda.data.config import DATA_PRESETS, DataConfig
 from gauda.diffusion.config import DIFFUSION_PRESETS, DiffusionConfig
@@ -29,6 +30,7 @@ class GaudaConfig:
     toy: ToyConfig = field(default_factory=ToyConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)
 
 
 # Each slice's named presets; a new stage adds its field above and one line here.
@@ -39,6 +41,7 @@ _STAGE_PRESETS: dict[str, Mapping[str, Any]] = {
     "toy": TOY_PRESETS,
     "segmentation": SEGMENTATION_PRESETS,
     "diffusion": DIFFUSION_PRESETS,
+    "scheme": SCHEME_PRESETS,
 }
 
 # tiny: a 2-core CPU runs the whole pipeline in minutes; paper: the paper's sizes, for GPUs.

@@ -15,16 +15,11 @@ from rich.table import Table
 from gauda.checkpoint import CheckpointError
 from gauda.cli.options import Overrides, build_config
 from gauda.config import ConfigError
-from gauda.data.dataset import load_splits
-from gauda.data.splits import SPLITS
-from gauda.device import resolve_device
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
 from gauda.segmentation.evaluate import (
     CHECKPOINT_NAMES,
-    checkpoint_path,
-    evaluate_split,
-    load_segmenter,
+    evaluate_run,
 )
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
@@ -70,45 +65,22 @@ def segmenter(
 ) -> None:
     """Score a trained segmenter on a split (mean of N posterior samples, Eq. 7) and write
     evaluation_<split>.json (with every frame's IoU) into the run folder."""
-    if split not in SPLITS:
-        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     config_file = run / "config.yaml"
     if not config_file.is_file():
         raise ConfigError(
             f"--run {run}: {config_file} not found; expected a run folder of gauda train segmenter"
         )
-    path = checkpoint_path(run, checkpoint)
     config = build_config("tiny", config_file, overrides)  # the run's own configuration, whole
-    device = resolve_device(config.segmentation.device)
     try:
-        model, state = load_segmenter(path, device)
+        summary = evaluate_run(run, config.data, config.segmentation, split, checkpoint, progress=not as_json)
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
-    splits = load_splits(config.data, progress=not as_json)
-    if tuple(state["class_names"]) != splits.class_names:
-        raise ConfigError(
-            f"{path}: trained on classes {state['class_names']}, the dataset has {splits.class_names}"
-        )
-    evaluation = evaluate_split(
-        model,
-        getattr(splits, split),
-        splits.class_names,
-        config.segmentation.num_samples(split),
-        config.segmentation.eval_batch_size,
-        device,
-        seed=config.segmentation.seed,
-        num_workers=config.segmentation.num_workers,
-        progress=not as_json,
-    )
-    about = {"run": str(run), "checkpoint": path.name, "step": state["step"], "split": split}
-    atomic_write_json(run / f"evaluation_{split}.json", {**about, **evaluation.to_json(frames=True)})
-    summary = {**about, **evaluation.to_json()}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        print_table(
-            summary, f"{config.segmentation.model}, {split} split, step {state['step']} ({path.name})"
-        )
+        step, name = summary["step"], summary["checkpoint"]
+        title = f"{config.segmentation.model}, {split} split, step {step} ({name})"
+        print_table(summary, title)
 
 
 def masks(

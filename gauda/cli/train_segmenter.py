@@ -1,4 +1,5 @@
-"""``gauda train segmenter``: train a UNet ensemble or PHiSeg (default scheme, no resampling)."""
+"""``gauda train segmenter``: train a UNet ensemble or PHiSeg with the default, Adaptive Sampling or GAUDA
+scheme (``gauda.augmentation.training.train_segmenter`` does the work)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from gauda.augmentation.config import SCHEME_NAMES
+from gauda.augmentation.training import check_image_size, check_scheme, train_segmenter
 from gauda.cli.data import Dataset, Root, Setting, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
-from gauda.config import ConfigError, to_dict
-from gauda.data.dataset import load_splits
-from gauda.data.splits import save_split
-from gauda.presets import GaudaConfig
-from gauda.segmentation.bayesian import build_segmenter
+from gauda.config import ConfigError
 from gauda.segmentation.config import MODEL_NAMES
-from gauda.segmentation.trainer import SegmentationTrainer
-
-
-def check_image_size(config: GaudaConfig) -> None:
-    """Every level of the networks halves the frames: their side must be divisible by 2**(levels - 1)."""
-    size, multiple = config.data.image_size, config.segmentation.min_size_multiple
-    if size is not None and size % multiple:
-        raise ConfigError(
-            f"data.image_size {size}: expected a multiple of {multiple} for "
-            f"{len(config.segmentation.channels)} levels (segmentation.channels)"
-        )
 
 
 def segmenter(
@@ -38,6 +26,26 @@ def segmenter(
     aug: Annotated[
         bool, typer.Option("--aug", help="Classic augmentation: crop, flip, rotation (each with p=0.2).")
     ] = False,
+    scheme: Annotated[
+        str | None,
+        typer.Option(
+            "--scheme",
+            help=f"Training scheme: {', '.join(SCHEME_NAMES)} (default: the configuration's, default).",
+        ),
+    ] = None,
+    generator: Annotated[
+        Path | None,
+        typer.Option(
+            "--generator", help="Diffusion run (gauda train diffusion --out RUN) for --scheme gauda."
+        ),
+    ] = None,
+    asynchronous: Annotated[
+        bool | None,
+        typer.Option(
+            "--async/--sync",
+            help="GAUDA: generate pairs in a background thread (default) or when needed (exact timing).",
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -61,6 +69,15 @@ def segmenter(
         updates["data"]["augment"] = {"enabled": True}
     if model is not None:
         updates["segmentation"] = {"model": model}
+    if scheme is not None and scheme not in SCHEME_NAMES:
+        raise ConfigError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEME_NAMES)}")
+    scheme_updates: dict[str, Any] = {"name": scheme} if scheme is not None else {}
+    if generator is not None:
+        scheme_updates["generator"] = str(generator)
+    if asynchronous is not None:
+        scheme_updates["asynchronous"] = asynchronous
+    if scheme_updates:
+        updates["scheme"] = scheme_updates
     if resume:
         if config_file is not None:
             raise ConfigError(
@@ -77,23 +94,9 @@ def segmenter(
         )
     config = build_config(preset, config_file, overrides, updates)
     check_image_size(config)
+    check_scheme(config)
     if dry_run:
         print_dry_run(config)
         return
-    splits = load_splits(config.data)
-    out.mkdir(parents=True, exist_ok=True)
-    save_split(splits.summary, out)
-    network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
-    trainer = SegmentationTrainer(
-        network, config.segmentation, splits.train, splits.val, splits.class_names, out, to_dict(config)
-    )
-    results = trainer.fit(resume=resume)
-    summary = {
-        "run": str(out),
-        "model": config.segmentation.model,
-        "step": trainer.step,
-        "best_step": trainer.best_step,
-        "best_val_label_mean_iou": trainer.best_score,
-        "last_val_label_mean_iou": results.table.label_mean_iou if results is not None else None,
-    }
+    summary = train_segmenter(config, out, resume=resume)
     typer.echo(json.dumps(summary, indent=2))

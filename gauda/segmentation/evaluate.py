@@ -15,7 +15,12 @@ from tqdm.auto import tqdm
 from gauda.checkpoint import load_checkpoint
 from gauda.config import ConfigError, from_dict
 from gauda.data.classes import IGNORE_INDEX
+from gauda.data.config import DataConfig
+from gauda.data.dataset import load_splits
+from gauda.data.splits import SPLITS
+from gauda.device import resolve_device
 from gauda.evaluation.segmentation_metrics import SegmentationScores, SegmentationTable
+from gauda.io import atomic_write_json
 from gauda.segmentation.bayesian import BayesianSegmenter, build_segmenter, predict
 from gauda.segmentation.config import SegmentationConfig
 from gauda.uncertainty.classwise import ClasswiseUncertainty
@@ -108,3 +113,48 @@ def load_segmenter(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
     model = build_segmenter(config, state["in_channels"], len(state["class_names"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
+
+
+def evaluate_run(
+    run: str | Path,
+    data: DataConfig,
+    segmentation: SegmentationConfig,
+    split: str = "test",
+    checkpoint: str = "best",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a training run's checkpoint on a split and write ``evaluation_<split>.json`` (with every
+    frame's scores) into the run folder; returns the summary without the frames.
+
+    Args:
+        run: a run folder of ``gauda train segmenter``.
+        data, segmentation: the run's configuration slices (its ``config.yaml``).
+        split: train, val or test.
+        checkpoint: best or last.
+        progress: show progress bars.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    run = Path(run)
+    path = checkpoint_path(run, checkpoint)
+    device = resolve_device(segmentation.device)
+    model, state = load_segmenter(path, device)
+    splits = load_splits(data, progress=progress)
+    if tuple(state["class_names"]) != splits.class_names:
+        raise ConfigError(
+            f"{path}: trained on classes {state['class_names']}, the dataset has {splits.class_names}"
+        )
+    evaluation = evaluate_split(
+        model,
+        getattr(splits, split),
+        splits.class_names,
+        segmentation.num_samples(split),
+        segmentation.eval_batch_size,
+        device,
+        seed=segmentation.seed,
+        num_workers=segmentation.num_workers,
+        progress=progress,
+    )
+    about = {"run": str(run), "checkpoint": path.name, "step": state["step"], "split": split}
+    atomic_write_json(run / f"evaluation_{split}.json", {**about, **evaluation.to_json(frames=True)})
+    return {**about, **evaluation.to_json()}

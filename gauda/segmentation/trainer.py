@@ -10,6 +10,7 @@ per batch, validation every ``val_every`` steps (mean IoU and the class-wise unc
     after_step(step, logs)           after each step
     on_validation(step, results)     after each validation: may set trainer.sampler's weights
     on_train_end(trainer)            once, after the last step
+    close()                          always, when fit returns or fails (stop background work)
 
 A hook's ``state_dict``/``load_state_dict`` travel in the checkpoints, so a resumed run continues the
 scheme where it stopped. A resumed run restarts from the last validation and reaches the same weights
@@ -52,6 +53,7 @@ RESUMABLE_OPTIONS: tuple[str, ...] = (
     "segmentation.num_workers",
     "segmentation.device",
     "segmentation.eval_batch_size",
+    "scheme.asynchronous",
     "data.root",
     "data.cache_dir",
 )
@@ -83,6 +85,9 @@ class TrainingHook:
         pass
 
     def on_train_end(self, trainer: SegmentationTrainer) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def state_dict(self) -> dict[str, Any]:
@@ -178,6 +183,7 @@ class SegmentationTrainer:
         self.best_score: float | None = None
         self.best_step: int | None = None
         self.last_validation: ValidationResults | None = None
+        self.metrics_log: MetricsLog | None = None  # open while fit runs; hooks may log to it
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -192,11 +198,11 @@ class SegmentationTrainer:
             seed_everything(self.config.seed)
         # written once the configuration is known to fit the run (a refused resume leaves it alone)
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.full_config, sort_keys=False))
-        log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
-        for hook in self.hooks:
-            hook.on_train_start(self)
+        log = self.metrics_log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not self.progress)
         try:
+            for hook in self.hooks:
+                hook.on_train_start(self)
             batches = self._batches()
             while self.step < self.config.steps:
                 batch = next(batches)
@@ -212,11 +218,14 @@ class SegmentationTrainer:
                 if self.step % self.config.val_every == 0 or self.step == self.config.steps:
                     self._validation_point(log)
                     batches = self._batches()  # a hook may have changed the sampling weights
+            for hook in self.hooks:
+                hook.on_train_end(self)
         finally:
+            for hook in self.hooks:
+                hook.close()
             bar.close()
             log.close()
-        for hook in self.hooks:
-            hook.on_train_end(self)
+            self.metrics_log = None
         return self.last_validation
 
     def _optimise(self, batch: Batch) -> dict[str, float]:

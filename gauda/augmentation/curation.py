@@ -1,0 +1,42 @@
+"""Optional curation of synthetic pairs (the paper's future work for its failure cases): keep a pair only
+when the current segmenter, run on the generated image, agrees with the generated mask."""
+
+from __future__ import annotations
+
+import torch
+
+from gauda.evaluation.segmentation_metrics import frame_counts, frame_mean, iou_from_counts
+from gauda.segmentation.bayesian import BayesianSegmenter, predict
+
+
+def mask_agreement(prediction: torch.Tensor, masks: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B,) frame IoU of predicted against generated masks: the mean over the classes in either."""
+    return frame_mean(iou_from_counts(frame_counts(prediction, masks, num_classes))).nan_to_num(0.0)
+
+
+@torch.no_grad()
+def curate(
+    model: BayesianSegmenter,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    threshold: float,
+    num_samples: int | None,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's agreement (B,) with each generated pair, and the keep mask (B,) of agreement >= threshold.
+
+    Args:
+        model: the segmenter being trained (put in eval mode for the prediction, then restored).
+        images: (B, 3, H, W) generated images on the model's device; masks (B, H, W) generated masks.
+        threshold: the lowest frame IoU kept.
+        num_samples: posterior samples of the mean prediction (Eq. 7); None: the model's own.
+        generator: seeds the posterior draws.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        _, y_bar = predict(model, images.contiguous(), num_samples, generator)  # (B, C, H, W)
+    finally:
+        model.train(was_training)
+    agreement = mask_agreement(y_bar.argmax(dim=1), masks, y_bar.shape[1])
+    return agreement, agreement >= threshold

@@ -1,0 +1,60 @@
+"""Replacing part of a real batch by synthetic pairs (paper Sec. 3.3): exactly round(fraction * B)
+frames of each member's batch, at random positions drawn from a seeded generator."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gauda.data.dataset import classes_present
+
+
+def replaced_count(batch_size: int, fraction: float) -> int:
+    """How many of ``batch_size`` frames a ``fraction`` replaces: round half up, at most the batch."""
+    return min(batch_size, math.floor(fraction * batch_size + 0.5))
+
+
+def replacement_positions(batch_size: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` distinct positions in a batch, drawn uniformly (sorted, for readable logs)."""
+    return torch.randperm(batch_size, generator=generator)[:count].sort().values
+
+
+def mix_batch(
+    batch: dict,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    names: list[list[str]],
+    num_classes: int,
+    generator: torch.Generator,
+) -> dict:
+    """A copy of a member batch with ``k`` frames of each member replaced by synthetic pairs.
+
+    Args:
+        batch: "image" (M, B, 3, H, W), "mask" (M, B, H, W), "classes" (M, B, C), "index" (M, B) and
+            lists per member ("name", ...), as collated by the segmentation trainer.
+        images: (M, k, 3, H, W) synthetic images in [0, 1].
+        masks: (M, k, H, W) synthetic masks.
+        names: per member, the k names of the synthetic pairs.
+        num_classes: C.
+        generator: draws the positions; seed it with the step for a reproducible run.
+    """
+    num_members, batch_size = batch["mask"].shape[:2]
+    count = images.shape[1]
+    mixed = {key: value.clone() if isinstance(value, torch.Tensor) else [list(v) for v in value]
+             for key, value in batch.items()}  # fmt: skip
+    for member in range(num_members):
+        positions = replacement_positions(batch_size, count, generator)
+        mixed["image"][member, positions] = images[member].to(mixed["image"].dtype)
+        mixed["mask"][member, positions] = masks[member].to(mixed["mask"].dtype)
+        if "classes" in mixed:
+            mixed["classes"][member, positions] = torch.stack(
+                [classes_present(mask, num_classes) for mask in masks[member]]
+            ).to(mixed["classes"].dtype)
+        if "index" in mixed:
+            mixed["index"][member, positions] = -1  # no training frame
+        for key, value in mixed.items():
+            if isinstance(value, list):
+                for slot, position in enumerate(positions.tolist()):
+                    value[member][position] = names[member][slot] if key == "name" else "synthetic"
+    return mixed

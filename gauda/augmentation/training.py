@@ -1,0 +1,111 @@
+"""Train a Bayesian segmenter with a training scheme: the library function behind ``gauda train
+segmenter`` and the experiment runner (the CLI only parses options)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gauda.augmentation.adaptive import AdaptiveSampling
+from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
+from gauda.config import ConfigError, to_dict
+from gauda.data.dataset import load_splits
+from gauda.data.splits import save_split
+from gauda.generation.generator import PairGenerator
+from gauda.presets import GaudaConfig
+from gauda.segmentation.bayesian import build_segmenter
+from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook
+
+logger = logging.getLogger(__name__)
+
+
+def check_image_size(config: GaudaConfig) -> None:
+    """Every level of the networks halves the frames: their side must be divisible by 2**(levels - 1)."""
+    size, multiple = config.data.image_size, config.segmentation.min_size_multiple
+    if size is not None and size % multiple:
+        raise ConfigError(
+            f"data.image_size {size}: expected a multiple of {multiple} for "
+            f"{len(config.segmentation.channels)} levels (segmentation.channels)"
+        )
+
+
+def check_scheme(config: GaudaConfig) -> None:
+    """GAUDA needs a diffusion run to generate from; the other schemes must not be given one silently."""
+    scheme = config.scheme
+    if scheme.name == "gauda":
+        if scheme.generator is None:
+            raise ConfigError(
+                "--generator: the gauda scheme needs a diffusion run (gauda train diffusion --out RUN), "
+                "given as --generator RUN or scheme.generator"
+            )
+        if not (Path(scheme.generator) / "config.yaml").is_file():
+            raise ConfigError(
+                f"--generator {scheme.generator}: no config.yaml there; expected a gauda train diffusion run"
+            )
+
+
+def scheme_hooks(config: GaudaConfig, device: str | None = None) -> list[TrainingHook]:
+    """The training hooks of ``config.scheme`` (none for the default scheme)."""
+    scheme = config.scheme
+    if scheme.name == "adaptive":
+        return [AdaptiveSampling(scheme)]
+    if scheme.name == "gauda":
+        check_scheme(config)
+        generator = PairGenerator.load(scheme.generator, device=device or config.segmentation.device)
+        return [UncertaintyGuidedAugmentation(scheme, generator, config.segmentation.seed)]
+    return []
+
+
+def train_segmenter(
+    config: GaudaConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    extra_hooks: Sequence[TrainingHook] = (),
+) -> dict[str, Any]:
+    """Train ``config.segmentation``'s model on ``config.data`` with ``config.scheme`` into ``out``
+    (``extra_hooks`` run after the scheme's, e.g. to record or stop a run).
+
+    Writes checkpoints, ``metrics.csv``, ``config.yaml`` and ``split.json`` (and the scheme's own files)
+    into ``out``; returns a summary (steps, best and last validation scores, wall time, GAUDA's wait time).
+    """
+    out = Path(out)
+    check_image_size(config)
+    check_scheme(config)
+    splits = load_splits(config.data, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    save_split(splits.summary, out)
+    network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
+    hooks = scheme_hooks(config)
+    all_hooks = [*hooks, *extra_hooks]
+    trainer = SegmentationTrainer(
+        network,
+        config.segmentation,
+        splits.train,
+        splits.val,
+        splits.class_names,
+        out,
+        to_dict(config),
+        hooks=all_hooks,
+        progress=progress,
+    )
+    start = time.perf_counter()
+    results = trainer.fit(resume=resume)
+    summary: dict[str, Any] = {
+        "run": str(out),
+        "model": config.segmentation.model,
+        "scheme": config.scheme.name,
+        "step": trainer.step,
+        "best_step": trainer.best_step,
+        "best_val_label_mean_iou": trainer.best_score,
+        "last_val_label_mean_iou": results.table.label_mean_iou if results is not None else None,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+    }
+    for hook in hooks:
+        if isinstance(hook, UncertaintyGuidedAugmentation):
+            summary["synthetic_wait_seconds"] = round(hook.wait_seconds, 3)
+            summary["generation_seconds"] = round(hook.producer.produce_seconds if hook.producer else 0.0, 3)
+    return summary

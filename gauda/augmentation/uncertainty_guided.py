@@ -1,0 +1,266 @@
+"""GAUDA (paper Sec. 3.3, Supplementary Fig. 9) as a hook of the segmentation training loop.
+
+At each validation the class-wise uncertainty UE_c (Eq. 8) picks the ``top_k`` most uncertain classes;
+the frozen generator makes ``num_pairs`` pairs conditioned on them (in chunks, ahead of need when
+asynchronous); until the next validation, ``round(replace_fraction * B)`` frames of every member's
+batch are replaced by the next synthetic pairs, at random positions.
+
+Everything is a function of (seed, step): chunk i of the request made at validation step v is sampled
+from a generator seeded by (seed, v, i); the pairs a step uses are the next ones in the request's
+stream (wrapping around when all were used); the replaced positions are drawn from a generator seeded
+by (seed, step). A resumed run regenerates the request of its last validation and continues with the
+very same pairs; only the request (step and classes) travels in the checkpoint, never the tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gauda.augmentation.config import SchemeConfig
+from gauda.augmentation.curation import curate
+from gauda.augmentation.mixing import mix_batch, replaced_count
+from gauda.augmentation.producer import ChunkProducer
+from gauda.augmentation.selection import pair_conditions, top_k_uncertain
+from gauda.generation.generator import PairGenerator, Sampling
+from gauda.io import atomic_write_json
+from gauda.segmentation.trainer import Batch, SegmentationTrainer, TrainingHook, ValidationResults
+
+logger = logging.getLogger(__name__)
+CHOICES_FILE = "gauda_choices.json"
+
+
+def mixed_seed(*keys: int) -> int:
+    """One seed from several keys (numpy's SeedSequence: no collisions between key tuples)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one validation asked the generator for."""
+
+    step: int
+    classes: tuple[int, ...]
+
+
+class _Stream:
+    """The synthetic pairs of one request in order, curated chunk by chunk as the trainer reaches them."""
+
+    def __init__(self) -> None:
+        self.images: list[torch.Tensor] = []  # kept pairs, (3, H, W) each
+        self.masks: list[torch.Tensor] = []
+        self.chunks_read = 0
+        self.offered = 0  # pairs generated and looked at (before curation)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class UncertaintyGuidedAugmentation(TrainingHook):
+    """GAUDA's scheme: uncertainty-chosen classes, generated pairs, partial replacement of real batches.
+
+    Args:
+        config: the scheme slice (``top_k``, ``num_pairs``, ``replace_fraction``, sampling, producer).
+        generator: the frozen pair generator of a diffusion run.
+        seed: the run's seed (``segmentation.seed``).
+    """
+
+    def __init__(self, config: SchemeConfig, generator: PairGenerator, seed: int) -> None:
+        self.config, self.generator, self.seed = config, generator, seed
+        self.sampling: Sampling = generator.sampling(config.sampler, config.sampling_steps, config.guidance)
+        self.request: Request | None = None
+        self.choices: list[dict[str, Any]] = []  # one entry per validation
+        self.trainer: SegmentationTrainer | None = None
+        self.producer: ChunkProducer | None = None
+        self._stream = _Stream()
+        self._resize_warned = False
+        self.num_chunks = -(-config.num_pairs // config.generation_batch_size)
+
+    # -- hooks -------------------------------------------------------------------------------------------
+
+    def on_train_start(self, trainer: SegmentationTrainer) -> None:
+        if tuple(self.generator.class_names) != tuple(trainer.class_names):
+            raise ValueError(
+                f"scheme.generator: trained on classes {list(self.generator.class_names)}, the segmentation "
+                f"data has {list(trainer.class_names)}; expected a diffusion run of the same dataset"
+            )
+        self.trainer = trainer
+        self.producer = ChunkProducer(self._make_chunk, self.config.asynchronous, self.generator.device)
+        logger.info(
+            "GAUDA: %s with %d steps, guidance %g; %d pairs per validation, %s",
+            self.sampling.sampler,
+            self.sampling.steps,
+            self.sampling.guidance,
+            self.config.num_pairs,
+            "asynchronous" if self.config.asynchronous else "synchronous",
+        )
+        if self.request is not None:  # resumed: regenerate the last validation's pairs
+            self._submit(self.request)
+
+    def on_validation(self, step: int, results: ValidationResults) -> None:
+        assert self.trainer is not None
+        names = self.trainer.class_names
+        classes = top_k_uncertain(results.uncertainty, self.config.top_k)
+        previous = self._previous_summary()
+        choice: dict[str, Any] = {
+            "step": step,
+            "classes": [names[c] for c in classes],
+            "uncertainty": {
+                name: (None if value != value else value)
+                for name, value in zip(names, results.uncertainty.tolist(), strict=True)
+            },
+            "num_pairs": self.config.num_pairs if classes and step < self.trainer.config.steps else 0,
+            "wait_seconds": round(self.wait_seconds, 3),
+            "generation_seconds": round(self.producer.produce_seconds if self.producer else 0.0, 3),
+            **previous,
+        }
+        self.choices.append(choice)
+        values = {"gauda/wait_seconds": self.wait_seconds, "gauda/num_chosen": float(len(classes))}
+        values.update({f"gauda/chosen/{names[c]}": 1.0 for c in classes})
+        if self.trainer.metrics_log is not None:
+            self.trainer.metrics_log.log(step, values)
+        atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
+        logger.info("step %d: GAUDA asks for %s", step, ", ".join(choice["classes"]) or "nothing")
+        if choice["num_pairs"]:
+            self._submit(Request(step, tuple(classes)))
+        else:
+            self.request = None
+
+    def on_batch(self, batch: Batch, step: int) -> Batch:
+        if self.request is None:
+            return batch
+        num_members, batch_size = batch["mask"].shape[:2]
+        count = replaced_count(batch_size, self.config.replace_fraction)
+        start = (step - self.request.step) * num_members * count  # position in the request's stream
+        pairs = [self._pair(start + i) for i in range(num_members * count)]
+        if any(pair is None for pair in pairs):  # curation dropped every pair of the request
+            return batch
+        images = torch.stack([p[0] for p in pairs]).unflatten(0, (num_members, count))  # (M, k, 3, H, W)
+        masks = torch.stack([p[1] for p in pairs]).unflatten(0, (num_members, count))  # (M, k, H, W)
+        images, masks = self._match_size(images, masks, batch["mask"].shape[-2:])
+        names = [[f"synthetic-{self.request.step}-{(start + member * count + i) % max(len(self._stream), 1)}"
+                  for i in range(count)] for member in range(num_members)]  # fmt: skip
+        positions = torch.Generator().manual_seed(mixed_seed(self.seed, step, 2))
+        return mix_batch(batch, images, masks, names, len(self.trainer.class_names), positions)
+
+    def on_train_end(self, trainer: SegmentationTrainer) -> None:
+        self.close()
+        if self.choices:
+            atomic_write_json(trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
+            from gauda.augmentation.plots import plot_choices
+
+            plot_choices(self.choices, trainer.class_names, trainer.run_dir / "gauda_choices.png")
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.close()
+
+    @property
+    def wait_seconds(self) -> float:
+        return self.producer.wait_seconds if self.producer is not None else 0.0
+
+    # -- state -------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        request = self.request
+        saved = None if request is None else {"step": request.step, "classes": list(request.classes)}
+        return {"request": saved, "choices": self.choices}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        request = state.get("request")
+        self.request = None if request is None else Request(int(request["step"]), tuple(request["classes"]))
+        self.choices = list(state.get("choices", []))
+
+    # -- the pairs ---------------------------------------------------------------------------------------
+
+    def _submit(self, request: Request) -> None:
+        assert self.producer is not None
+        self.request = request
+        self._stream = _Stream()
+        self.producer.submit(request, self.num_chunks)
+
+    def _make_chunk(self, request: Request, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunk ``index`` of a request: (b, 3, H, W) images and (b, H, W) masks, on the CPU."""
+        first = index * self.config.generation_batch_size
+        size = min(self.config.generation_batch_size, self.config.num_pairs - first)
+        conditions = pair_conditions(
+            list(request.classes), self.config.num_pairs, self.generator.num_classes, self.config.condition
+        )[first : first + size]
+        device = self.generator.device
+        generator = torch.Generator(device=device).manual_seed(mixed_seed(self.seed, request.step, index))
+        images, masks = self.generator.generate(conditions.to(device), self.sampling, generator)
+        return images.cpu(), masks.cpu()
+
+    def _pair(self, position: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The pair at ``position`` of the current request's stream; None when curation kept none."""
+        assert self.producer is not None and self.request is not None
+        stream = self._stream
+        while position >= len(stream) and stream.chunks_read < self.num_chunks:
+            images, masks = self.producer.chunk(stream.chunks_read)
+            stream.offered += len(images)
+            if self.config.curation_threshold > 0:
+                images, masks = self._curate(images, masks, stream.chunks_read)
+            stream.images += list(images)
+            stream.masks += list(masks)
+            stream.chunks_read += 1
+        if not len(stream):
+            if stream.offered:
+                logger.warning("step %d: curation kept none of %d pairs", self.request.step, stream.offered)
+                stream.offered = 0  # warn once per request
+            return None
+        index = position % len(stream)
+        return stream.images[index], stream.masks[index]
+
+    def _curate(
+        self, images: torch.Tensor, masks: torch.Tensor, chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.trainer is not None and self.request is not None
+        device = self.trainer.device
+        seed = mixed_seed(self.seed, self.request.step, chunk, 3)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        start = time.perf_counter()
+        agreement, keep = curate(
+            self.trainer.segmenter,
+            images.to(device),
+            masks.to(device),
+            self.config.curation_threshold,
+            self.trainer.config.num_samples("val"),
+            generator,
+        )
+        keep = keep.cpu()
+        choice = self.choices[-1] if self.choices else {}
+        choice["curation_kept"] = choice.get("curation_kept", 0) + int(keep.sum())
+        choice["curation_offered"] = choice.get("curation_offered", 0) + len(keep)
+        choice["curation_seconds"] = choice.get("curation_seconds", 0.0) + time.perf_counter() - start
+        logger.debug("curation kept %d of %d pairs (agreement %s)", keep.sum(), len(keep), agreement.tolist())
+        return images[keep], masks[keep]
+
+    def _match_size(
+        self, images: torch.Tensor, masks: torch.Tensor, size: torch.Size
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synthetic pairs at the real frames' size (bilinear for images, nearest for masks)."""
+        if tuple(images.shape[-2:]) == tuple(size):
+            return images, masks
+        if not self._resize_warned:
+            logger.warning(
+                "synthetic pairs are %s px, the training frames %s px: resizing them",
+                tuple(images.shape[-2:]),
+                tuple(size),
+            )
+            self._resize_warned = True
+        m, k = images.shape[:2]
+        images = F.interpolate(images.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False)
+        masks = F.interpolate(masks.flatten(0, 1)[:, None].float(), size=tuple(size), mode="nearest")
+        return images.unflatten(0, (m, k)), masks[:, 0].long().unflatten(0, (m, k))
+
+    def _previous_summary(self) -> dict[str, Any]:
+        """How the request of the previous validation was used (pairs kept after curation)."""
+        stream = self._stream
+        return {"previous_pairs_used": len(stream), "previous_chunks_read": stream.chunks_read}

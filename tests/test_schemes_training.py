@@ -1,0 +1,153 @@
+"""The three training schemes end to end on the tiny synthetic data, with a tiny trained generator."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+import torch
+
+from gauda.augmentation.training import train_segmenter
+from gauda.augmentation.uncertainty_guided import CHOICES_FILE, UncertaintyGuidedAugmentation
+from gauda.cli import main
+from gauda.segmentation.evaluate import load_segmenter
+from gauda.segmentation.trainer import TrainingHook
+
+torch.set_num_threads(1)
+GAUDA = ("scheme.num_pairs=5", "scheme.generation_batch_size=2", "scheme.top_k=2", "segmentation.steps=6")
+
+
+def gauda_config(tiny_generator, *extra: str):
+    return tiny_generator.config(
+        extra=("scheme.name=gauda", f"scheme.generator={tiny_generator.diffusion}", *GAUDA, *extra)
+    )
+
+
+class Recorder(TrainingHook):
+    """Keeps every batch the loop trains on (after the scheme's hooks) and can stop the run."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.batches: dict[int, dict] = {}
+        self.stop_after = stop_after
+
+    def on_batch(self, batch, step):
+        self.batches[step] = batch
+        return batch
+
+    def after_step(self, step, logs) -> None:
+        if step == self.stop_after:
+            raise KeyboardInterrupt
+
+
+def weights(run) -> dict[str, torch.Tensor]:
+    model, _ = load_segmenter(run / "last.safetensors", torch.device("cpu"))
+    return model.state_dict()
+
+
+def test_gauda_replaces_an_exact_share_after_each_validation_and_logs_its_choices(
+    tiny_generator, tmp_path
+) -> None:
+    recorder = Recorder()
+    summary = train_segmenter(gauda_config(tiny_generator), tmp_path, progress=False, extra_hooks=[recorder])
+    assert summary["scheme"] == "gauda" and summary["step"] == 6 and summary["synthetic_wait_seconds"] >= 0
+    for step, batch in recorder.batches.items():
+        synthetic = (batch["index"] == -1).sum(dim=1)  # per member, batch 2 * 0.25 -> round half up = 1
+        assert synthetic.tolist() == ([0, 0] if step < 2 else [1, 1]), step
+    choices = json.loads((tmp_path / CHOICES_FILE).read_text())["choices"]
+    assert [c["step"] for c in choices] == [2, 4, 6]
+    assert all(1 <= len(c["classes"]) <= 2 for c in choices)
+    assert [c["num_pairs"] for c in choices] == [5, 5, 0]  # nothing generated after the last step
+    top = max((v, k) for k, v in choices[0]["uncertainty"].items() if v is not None)[1]
+    assert top == choices[0]["classes"][0]
+    assert (tmp_path / "gauda_choices.png").stat().st_size > 0
+    with (tmp_path / "metrics.csv").open() as handle:
+        names = {row["name"] for row in csv.DictReader(handle)}
+    assert "gauda/wait_seconds" in names and any(n.startswith("gauda/chosen/") for n in names)
+
+
+def test_asynchronous_and_synchronous_generation_train_the_same_model(tiny_generator, tmp_path) -> None:
+    train_segmenter(gauda_config(tiny_generator, "scheme.asynchronous=true"), tmp_path / "a", progress=False)
+    train_segmenter(gauda_config(tiny_generator, "scheme.asynchronous=false"), tmp_path / "s", progress=False)
+    a, s = weights(tmp_path / "a"), weights(tmp_path / "s")
+    assert all(torch.equal(a[name], s[name]) for name in a)
+
+
+def test_a_stopped_gauda_run_resumes_to_the_uninterrupted_weights(tiny_generator, tmp_path) -> None:
+    config = gauda_config(tiny_generator)
+    train_segmenter(config, tmp_path / "whole", progress=False, extra_hooks=[Recorder()])
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter(config, tmp_path / "stopped", progress=False, extra_hooks=[Recorder(stop_after=5)])
+    resumed = Recorder()
+    train_segmenter(config, tmp_path / "stopped", resume=True, progress=False, extra_hooks=[resumed])
+    assert sorted(resumed.batches) == [4, 5]  # from the checkpoint of the validation at step 4
+    whole, stopped = weights(tmp_path / "whole"), weights(tmp_path / "stopped")
+    assert all(torch.equal(whole[name], stopped[name]) for name in whole)
+
+
+def test_curation_records_what_it_kept(tiny_generator, tmp_path) -> None:
+    train_segmenter(gauda_config(tiny_generator, "scheme.curation_threshold=0.99"), tmp_path, progress=False)
+    choices = json.loads((tmp_path / CHOICES_FILE).read_text())["choices"]
+    assert (
+        choices[0]["curation_offered"] >= 2
+        and 0 <= choices[0]["curation_kept"] <= choices[0]["curation_offered"]
+    )
+
+
+def test_adaptive_sampling_sets_frame_weights_at_each_validation(tiny_generator, tmp_path) -> None:
+    recorder = Recorder()
+    config = tiny_generator.config(extra=("scheme.name=adaptive", "segmentation.steps=4"))
+    summary = train_segmenter(config, tmp_path, progress=False, extra_hooks=[recorder])
+    assert summary["scheme"] == "adaptive"
+    from gauda.checkpoint import load_checkpoint
+
+    sampler = load_checkpoint(tmp_path / "last.safetensors")["sampler"]
+    assert sampler["weights"] is not None and len(sampler["weights"]) > 0
+
+
+def test_the_background_producer_stops_when_training_fails(tiny_generator, tmp_path, monkeypatch) -> None:
+    hooks: list[UncertaintyGuidedAugmentation] = []
+    original = UncertaintyGuidedAugmentation.on_train_start
+
+    def remember(self, trainer):
+        hooks.append(self)
+        original(self, trainer)
+
+    monkeypatch.setattr(UncertaintyGuidedAugmentation, "on_train_start", remember)
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter(
+            gauda_config(tiny_generator), tmp_path, progress=False, extra_hooks=[Recorder(stop_after=3)]
+        )
+    assert hooks and not hooks[0].producer.alive
+
+
+def _cli_error(argv, monkeypatch, capsys) -> str:
+    monkeypatch.setattr(sys, "argv", ["gauda", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    return " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_scheme_gauda_without_a_generator_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
+    error = _cli_error(
+        ["train", "segmenter", "--scheme", "gauda", "--out", str(tmp_path)], monkeypatch, capsys
+    )
+    assert "--generator" in error and "diffusion run" in error
+    missing = [
+        "train",
+        "segmenter",
+        "--scheme",
+        "gauda",
+        "--generator",
+        str(tmp_path / "x"),
+        "--out",
+        str(tmp_path),
+    ]
+    assert "no config.yaml there" in _cli_error(missing, monkeypatch, capsys)
+    error = _cli_error(
+        ["train", "segmenter", "--scheme", "magic", "--out", str(tmp_path)], monkeypatch, capsys
+    )
+    assert "--scheme 'magic'" in error
+    assert not (tmp_path / "last.safetensors").exists()

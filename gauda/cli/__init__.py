@@ -13,6 +13,7 @@ from gauda.checkpoint import CheckpointError
 from gauda.cli.data import data_app
 from gauda.cli.demo import demo
 from gauda.cli.evaluate import evaluate_app
+from gauda.cli.experiment import experiment
 from gauda.cli.sample import sample
 from gauda.cli.toy import toy
 from gauda.cli.train import train_app
@@ -30,6 +31,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.command("demo")(demo)
+app.command("experiment")(experiment)
 app.command("sample")(sample)
 app.command("toy")(toy)
 

@@ -1,0 +1,126 @@
+"""The experiment grid: every (scheme, classic augmentation, seed) run trained, then scored on the test
+split; finished runs are found and reused, stopped runs resumed, so a re-run continues where it stopped.
+
+Each run lives in ``OUT/runs/<scheme>[-aug]-seed<k>/`` as an ordinary ``gauda train segmenter`` run
+folder (with its ``evaluation_test.json``), so any one of them can be inspected or re-evaluated alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gauda.augmentation.config import SCHEME_NAMES
+from gauda.augmentation.training import check_scheme, train_segmenter
+from gauda.config import ConfigError, to_dict
+from gauda.presets import GaudaConfig
+from gauda.segmentation.evaluate import evaluate_run
+from gauda.segmentation.trainer import RESUMABLE_OPTIONS, config_changes
+
+logger = logging.getLogger(__name__)
+EVALUATION_FILE = "evaluation_test.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid and one seed."""
+
+    scheme: str
+    aug: bool
+    seed: int
+
+    @property
+    def column(self) -> str:
+        """The table column: scheme, with ``+aug`` for classic augmentation."""
+        return f"{self.scheme}+aug" if self.aug else self.scheme
+
+    @property
+    def name(self) -> str:
+        return f"{self.scheme}{'-aug' if self.aug else ''}-seed{self.seed}"
+
+
+def plan_runs(schemes: Sequence[str], augs: Sequence[bool], seeds: Sequence[int]) -> list[RunSpec]:
+    """The grid, scheme-major (all seeds of one column run before the next column)."""
+    unknown = [s for s in schemes if s not in SCHEME_NAMES]
+    if unknown or not schemes:
+        raise ConfigError(f"--schemes {','.join(schemes)}: expected a list of {', '.join(SCHEME_NAMES)}")
+    if len(set(schemes)) != len(schemes):
+        raise ConfigError(f"--schemes {','.join(schemes)}: a scheme is named twice")
+    if not seeds:
+        raise ConfigError("--seeds: expected at least one seed")
+    return [RunSpec(s, a, k) for s in schemes for a in augs for k in seeds]
+
+
+def run_config(base: GaudaConfig, spec: RunSpec, generator: str | None) -> GaudaConfig:
+    """The configuration of one run: ``base`` with the run's scheme, augmentation and seed."""
+    data = replace(base.data, augment=replace(base.data.augment, enabled=spec.aug))
+    scheme = replace(base.scheme, name=spec.scheme, generator=generator if spec.scheme == "gauda" else None)
+    return replace(base, data=data, segmentation=replace(base.segmentation, seed=spec.seed), scheme=scheme)
+
+
+def _check_reusable(run_dir: Path, config: GaudaConfig) -> None:
+    """A run folder found on disk must hold this run: refuse one trained with another configuration."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    changed = [
+        key
+        for key in config_changes(yaml.safe_load(saved.read_text()) or {}, to_dict(config))
+        if key not in RESUMABLE_OPTIONS
+    ]
+    if changed:
+        raise ConfigError(
+            f"--out: {run_dir} holds a run with another configuration ({', '.join(changed)}); "
+            "choose a new --out, or delete that run folder to redo it"
+        )
+
+
+def run_one(
+    base: GaudaConfig, spec: RunSpec, generator: str | None, out: Path, progress: bool = True
+) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run; reuse its evaluation when it has one already."""
+    config = run_config(base, spec, generator)
+    run_dir = out / "runs" / spec.name
+    _check_reusable(run_dir, config)
+    evaluation_path = run_dir / EVALUATION_FILE
+    if evaluation_path.is_file():
+        logger.info("%s: finished already, reusing %s", spec.name, evaluation_path)
+        return json.loads(evaluation_path.read_text())
+    resume = (run_dir / "last.safetensors").is_file()
+    start = time.perf_counter()
+    summary = train_segmenter(config, run_dir, resume=resume, progress=progress)
+    evaluate_run(run_dir, config.data, config.segmentation, "test", "best", progress=progress)
+    evaluation = json.loads(evaluation_path.read_text())
+    evaluation["training"] = {
+        **summary,
+        "wall_seconds_with_evaluation": round(time.perf_counter() - start, 2),
+    }
+    from gauda.io import atomic_write_json
+
+    atomic_write_json(evaluation_path, evaluation)
+    return evaluation
+
+
+def run_grid(
+    base: GaudaConfig,
+    runs: Sequence[RunSpec],
+    out: str | Path,
+    generator: str | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Every run of the grid (run name -> its test evaluation with every frame's scores)."""
+    out = Path(out)
+    if any(spec.scheme == "gauda" for spec in runs):
+        check_scheme(run_config(base, RunSpec("gauda", False, 0), generator))
+    results = {}
+    for number, spec in enumerate(runs, 1):
+        logger.info("experiment run %d/%d: %s", number, len(runs), spec.name)
+        results[spec.name] = run_one(base, spec, generator, out, progress)
+    return results

@@ -1,0 +1,51 @@
+"""Effect size and significance of one scheme against another on the same test frames.
+
+Cohen's d with the pooled standard deviation of the two groups, d = (mean_a - mean_b) / s_pooled with
+s_pooled = sqrt((s_a^2 + s_b^2) / 2) (equal group sizes: every frame is scored by both), and the
+Wilcoxon signed-rank test of the paired per-frame differences (scipy), which assumes no normality.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d of ``a`` over ``b`` (positive: ``a`` is larger); NaN when both have no spread."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2) if min(len(a), len(b)) > 1 else 0.0
+    difference = float(a.mean() - b.mean())
+    return (
+        difference / pooled
+        if pooled > 0
+        else (0.0 if difference == 0 else math.copysign(math.inf, difference))
+    )
+
+
+def compare_frames(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
+    """Scheme ``a`` against ``b`` on the frames both scored (frame name -> IoU; frames without a score
+    in either are left out): mean difference, Cohen's d, Wilcoxon signed-rank p-value."""
+    names = sorted(n for n in a.keys() & b.keys() if _finite(a[n]) and _finite(b[n]))
+    x = np.array([a[n] for n in names])
+    y = np.array([b[n] for n in names])
+    result: dict[str, Any] = {"num_frames": len(names)}
+    if len(names) < 2:
+        return {**result, "mean_difference": None, "cohens_d": None, "wilcoxon_p": None}
+    differences = x - y
+    p_value = None
+    if np.any(differences != 0):
+        p_value = float(stats.wilcoxon(x, y, zero_method="wilcox").pvalue)
+    return {
+        **result,
+        "mean_difference": float(differences.mean()),
+        "cohens_d": cohens_d(x, y),
+        "wilcoxon_p": p_value,
+    }
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

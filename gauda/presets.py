@@ -16,6 +16,7 @@ from gauda.augmentation.config import SCHEME_PRESETS, SchemeConfig
 from gauda.autoencoders.config import IMAGE_AUTOENCODER_PRESETS, MASK_AUTOENCODER_PRESETS, AutoencoderConfig
 from gauda.data.config import DATA_PRESETS, DataConfig
 from gauda.diffusion.config import DIFFUSION_PRESETS, DiffusionConfig
+from gauda.pipeline.config import DEMO_PRESETS, DemoConfig
 from gauda.segmentation.config import SEGMENTATION_PRESETS, SegmentationConfig
 from gauda.toy.config import TOY_PRESETS, ToyConfig
 
@@ -31,6 +32,7 @@ class GaudaConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     scheme: SchemeConfig = field(default_factory=SchemeConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 # Each slice's named presets; a new stage adds its field above and one line here.
@@ -42,6 +44,7 @@ _STAGE_PRESETS: dict[str, Mapping[str, Any]] = {
     "segmentation": SEGMENTATION_PRESETS,
     "diffusion": DIFFUSION_PRESETS,
     "scheme": SCHEME_PRESETS,
+    "demo": DEMO_PRESETS,
 }
 
 # tiny: a 2-core CPU runs the whole pipeline in minutes; paper: the paper's sizes, for GPUs.

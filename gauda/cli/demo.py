@@ -10,13 +10,23 @@ from rich.console import Console
 
 from gauda.cli.data import Dataset, Root, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
-from gauda.pipeline import run_demo
+from gauda.pipeline.report import write_report
+from gauda.pipeline.runner import run_pipeline, stage_names
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Run folder for every stage's output.")] = Path(
-        "runs/demo"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Demo folder: one subfolder per stage, the report.")
+    ] = Path("runs/demo"),
+    force: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--force",
+            help="Redo this stage even if it finished (repeatable); the stages that read it follow. Stages: "
+            "data, autoencoder_mask, autoencoder_image, diffusion, samples, segmentation_<scheme>, "
+            "generator, toy.",
+        ),
+    ] = None,
     dataset: Dataset = None,
     root: Root = None,
     preset: Preset = "tiny",
@@ -24,18 +34,13 @@ def demo(
     overrides: Overrides = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Run the pipeline stages implemented so far (currently: the data stage) and write results.json."""
+    """Run every stage of GAUDA on one dataset (autoencoders, diffusion, per-class samples, segmenters
+    trained with default, Adaptive Sampling and GAUDA, the generator's evaluation, the 2D simulation)
+    and write report.html and results.json. A stage finished with the same configuration is reused, an
+    interrupted one continues from its checkpoint."""
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))
     if dry_run:
         print_dry_run(config)
+        typer.echo(f"# stages: {', '.join(stage_names(config))}")
         return
-    console = Console(stderr=True)
-    console.rule("[bold]data stage")
-    results = run_demo(config, out)
-    data = results["data"]
-    rarest = min(data["classes"], key=lambda c: c["frames"])
-    console.print(
-        f"{data['num_frames']} frames, {data['num_videos']} videos, {len(data['classes'])} classes; "
-        f"rarest: {rarest['name']} in {100 * rarest['frame_fraction']:.1f}% of frames"
-    )
-    console.print(f"results: {Path(out) / 'results.json'}; samples: {Path(out) / 'data' / 'samples.png'}")
+    run_pipeline(config, out, force=force or (), console=Console(stderr=True), write_report=write_report)

@@ -20,6 +20,7 @@ import yaml
 from gauda.augmentation.config import SCHEME_NAMES
 from gauda.augmentation.training import check_scheme, train_segmenter
 from gauda.config import ConfigError, to_dict
+from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.evaluate import evaluate_run
 from gauda.segmentation.trainer import RESUMABLE_OPTIONS, config_changes
@@ -82,18 +83,12 @@ def _check_reusable(run_dir: Path, config: GaudaConfig) -> None:
         )
 
 
-def run_one(
-    base: GaudaConfig, spec: RunSpec, generator: str | None, out: Path, progress: bool = True
+def train_and_evaluate(
+    config: GaudaConfig, run_dir: Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Train (or resume) and evaluate one run; reuse its evaluation when it has one already."""
-    config = run_config(base, spec, generator)
-    run_dir = out / "runs" / spec.name
-    _check_reusable(run_dir, config)
+    """Train (or, with ``resume``, continue) one segmenter into ``run_dir`` and score its best checkpoint
+    on the test split; returns ``evaluation_test.json`` (every frame's scores, the training summary)."""
     evaluation_path = run_dir / EVALUATION_FILE
-    if evaluation_path.is_file():
-        logger.info("%s: finished already, reusing %s", spec.name, evaluation_path)
-        return json.loads(evaluation_path.read_text())
-    resume = (run_dir / "last.safetensors").is_file()
     start = time.perf_counter()
     summary = train_segmenter(config, run_dir, resume=resume, progress=progress)
     evaluate_run(run_dir, config.data, config.segmentation, "test", "best", progress=progress)
@@ -102,10 +97,27 @@ def run_one(
         **summary,
         "wall_seconds_with_evaluation": round(time.perf_counter() - start, 2),
     }
-    from gauda.io import atomic_write_json
-
     atomic_write_json(evaluation_path, evaluation)
     return evaluation
+
+
+def run_one(
+    base: GaudaConfig, spec: RunSpec, generator: str | None, out: Path, progress: bool = True
+) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run; reuse its evaluation when it was trained to
+    ``segmentation.steps`` already."""
+    config = run_config(base, spec, generator)
+    run_dir = out / "runs" / spec.name
+    _check_reusable(run_dir, config)
+    evaluation_path = run_dir / EVALUATION_FILE
+    if evaluation_path.is_file():
+        evaluation = json.loads(evaluation_path.read_text())
+        # segmentation.steps may grow on a re-run (a resumable option): then the run trains on
+        if (evaluation.get("training") or {}).get("step") == config.segmentation.steps:
+            logger.info("%s: finished already, reusing %s", spec.name, evaluation_path)
+            return evaluation
+    resume = (run_dir / "last.safetensors").is_file()
+    return train_and_evaluate(config, run_dir, resume, progress)
 
 
 def run_grid(

@@ -15,7 +15,8 @@ from scipy import stats
 
 
 def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's d of ``a`` over ``b`` (positive: ``a`` is larger); NaN when both have no spread."""
+    """Cohen's d of ``a`` over ``b`` (positive: ``a`` is larger); when neither group has any spread,
+    +-inf when the means differ and 0 when they are equal."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2) if min(len(a), len(b)) > 1 else 0.0
     difference = float(a.mean() - b.mean())

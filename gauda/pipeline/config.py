@@ -1,0 +1,51 @@
+"""Configuration of the demo's own stages: the per-class samples, the generator's evaluation and the
+simulation (every training stage keeps its own slice: autoencoders, diffusion, segmentation, ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gauda.config import check
+
+SCHEME_NAMES: tuple[str, ...] = ("default", "adaptive", "gauda")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What ``gauda demo`` runs beyond the training stages' own configuration."""
+
+    schemes: tuple[str, ...] = SCHEME_NAMES  # segmenters trained, one per scheme, with segmentation.*
+    samples_per_class: int = 8  # generated pairs conditioned on each class alone (grid and hit rate)
+    sample_batch_size: int = 16
+    # The generator's evaluation (gauda evaluate generator): pairs per guidance scale, the scales (the
+    # first is the main evaluation, the diffusion run's guidance when empty), Synthetic-Only segmenter.
+    generator_num_samples: int = 256
+    guidance_sweep: tuple[float, ...] = (2.0, 1.0, 4.0)
+    synthetic_only: bool = True
+    toy_seeds: int = 5  # seeds of the 2D simulation (toy.seeds is the CLI's own default)
+
+    def __post_init__(self) -> None:
+        check(
+            len(self.schemes) >= 1 and set(self.schemes) <= set(SCHEME_NAMES)
+            and len(set(self.schemes)) == len(self.schemes),
+            "schemes", f"distinct names among {', '.join(SCHEME_NAMES)}", list(self.schemes),
+        )  # fmt: skip
+        check(self.samples_per_class >= 1, "samples_per_class", "an integer >= 1", self.samples_per_class)
+        check(self.sample_batch_size >= 1, "sample_batch_size", "an integer >= 1", self.sample_batch_size)
+        check(
+            self.generator_num_samples >= 2,
+            "generator_num_samples",
+            "an integer >= 2",
+            self.generator_num_samples,
+        )
+        check(all(w >= 0 for w in self.guidance_sweep), "guidance_sweep", "numbers >= 0",
+              list(self.guidance_sweep))  # fmt: skip
+        check(self.toy_seeds >= 1, "toy_seeds", "an integer >= 1", self.toy_seeds)
+
+
+# The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.
+_PAPER = DemoConfig(generator_num_samples=1000, guidance_sweep=(2.0, 1.0, 1.5, 3.0, 4.0, 6.0))
+# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales.
+_TINY = replace(_PAPER, samples_per_class=8, generator_num_samples=90, guidance_sweep=(2.0, 1.0, 4.0))
+
+DEMO_PRESETS: dict[str, DemoConfig] = {"tiny": _TINY, "paper": _PAPER}

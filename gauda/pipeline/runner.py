@@ -1,0 +1,344 @@
+"""The demo's stages in order, each run once and reused while its configuration and inputs are unchanged.
+
+OUT/<stage>/            a finished stage: its outputs and ``stage.json`` (fingerprint, result, seconds)
+OUT/.<stage>.partial/   a stage at work; a re-run with the same fingerprint resumes it from its
+                        checkpoint, one with another fingerprint starts it afresh
+OUT/results.json        every stage's result, the timings and the configuration
+OUT/report.html         the report (``gauda.pipeline.report``)
+
+A stage's fingerprint hashes the configuration slices it reads and the identities of the finished stages
+it reads from, so a changed option redoes the stages it touches and everything downstream of them, and
+nothing else. A finished folder is replaced only once its successor is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from gauda.config import ConfigError, save, to_dict
+from gauda.evaluation.inception import WEIGHTS_ENV
+from gauda.io import atomic_write_json, atomic_write_text
+from gauda.pipeline import stages
+from gauda.presets import GaudaConfig
+
+logger = logging.getLogger(__name__)
+STAGE_FILE = "stage.json"
+FINGERPRINT_FILE = ".fingerprint"
+RESULTS_FILE = "results.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the demo.
+
+    ``slices`` are the configuration slices it reads, ``inputs`` the stages whose folders it reads,
+    ``work`` its amount of work (training steps, pairs, ...) under a configuration and
+    ``seconds_per_work`` what one unit took on the 2-core development CPU with the tiny preset (only for
+    the estimate of the remaining time, which corrects it by the speed of the stages run so far).
+    """
+
+    name: str
+    title: str
+    run: stages.StageFunction
+    slices: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    work: Callable[[GaudaConfig], float] = lambda config: 1.0
+    seconds_per_work: float = 1.0
+
+
+def _sampling_work(config: GaudaConfig) -> float:
+    """Denoiser calls per pair of the run's sampler (twice per step with guidance)."""
+    return config.diffusion.sampling_steps * (1 if config.diffusion.guidance == 1 else 2)
+
+
+def build_stages(config: GaudaConfig) -> list[Stage]:
+    """The demo's stages for ``config`` (one segmentation stage per ``demo.schemes`` entry)."""
+    demo, num_classes = config.demo, 9
+    segmentation_work = lambda c: float(c.segmentation.steps)  # noqa: E731
+    segmenters = [
+        Stage(
+            f"segmentation_{scheme}",
+            f"segmenter, {scheme} scheme",
+            stages.segmentation_stage(scheme),
+            ("data", "segmentation", "scheme") if scheme != "default" else ("data", "segmentation"),
+            ("diffusion",) if scheme == "gauda" else (),
+            segmentation_work,
+            0.62 if scheme != "gauda" else 0.75,
+        )
+        for scheme in demo.schemes
+    ]
+    return [
+        Stage("data", "data", stages.data_stage, ("data",), seconds_per_work=20),
+        Stage(
+            "autoencoder_mask",
+            "mask VQ-GAN (Eq. 4)",
+            stages.autoencoder_stage("mask"),
+            ("data", "mask_autoencoder"),
+            work=lambda c: float(c.mask_autoencoder.steps),
+            seconds_per_work=0.33,
+        ),
+        Stage(
+            "autoencoder_image",
+            "image VQ-GAN (Eq. 3)",
+            stages.autoencoder_stage("image"),
+            ("data", "image_autoencoder"),
+            work=lambda c: float(c.image_autoencoder.steps),
+            seconds_per_work=0.33,
+        ),
+        Stage(
+            "diffusion",
+            "latent diffusion (Eq. 5)",
+            stages.diffusion_stage,
+            ("data", "diffusion"),
+            ("autoencoder_image", "autoencoder_mask"),
+            work=lambda c: float(c.diffusion.steps),
+            seconds_per_work=0.3,
+        ),
+        Stage(
+            "samples",
+            "samples per class",
+            stages.samples_stage,
+            ("diffusion", "demo"),
+            ("diffusion",),
+            work=lambda c: num_classes * c.demo.samples_per_class * _sampling_work(c),
+            seconds_per_work=0.002,
+        ),
+        *segmenters,
+        Stage(
+            "generator",
+            "generator evaluation",
+            stages.generator_stage,
+            ("data", "segmentation", "demo"),
+            ("diffusion", segmenters[0].name),
+            work=lambda c: (
+                c.demo.generator_num_samples * len(c.demo.guidance_sweep) * _sampling_work(c) / 100
+                + (c.segmentation.steps if c.demo.synthetic_only else 0)
+            ),
+            seconds_per_work=0.62,
+        ),
+        Stage(
+            "toy",
+            "2D simulation",
+            stages.toy_stage,
+            ("toy", "demo"),
+            work=lambda c: float(c.demo.toy_seeds * c.toy.steps),
+            seconds_per_work=0.0065,
+        ),
+    ]
+
+
+def stage_names(config: GaudaConfig) -> list[str]:
+    return [stage.name for stage in build_stages(config)]
+
+
+def fingerprint(stage: Stage, config: GaudaConfig, identities: dict[str, str]) -> str:
+    """A hash of what the stage's outputs depend on: its configuration slices and its inputs' identities
+    (and, for the generator's evaluation, which Inception weights FID would use)."""
+    about: dict[str, Any] = {
+        "stage": stage.name,
+        "config": {name: to_dict(getattr(config, name)) for name in stage.slices},
+        "inputs": {name: identities[name] for name in stage.inputs},
+    }
+    if stage.name == "generator":
+        about["inception_weights"] = os.environ.get(WEIGHTS_ENV)
+    return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _minutes(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Estimate:
+    """The remaining time: each stage's work at its reference speed, times the ratio of measured to
+    reference seconds over the stages run so far (1 until one has run)."""
+
+    def __init__(self, todo: Iterable[Stage], config: GaudaConfig) -> None:
+        self.config = config
+        self.reference = {stage.name: stage.work(config) * stage.seconds_per_work for stage in todo}
+        self.measured = 0.0
+        self.expected = 0.0
+
+    def done(self, stage: Stage, seconds: float) -> None:
+        self.measured += seconds
+        self.expected += self.reference.pop(stage.name, 0.0)
+
+    def remaining(self) -> float:
+        factor = self.measured / self.expected if self.expected > 1 else 1.0
+        return sum(self.reference.values()) * factor
+
+
+def run_pipeline(
+    config: GaudaConfig,
+    out: str | Path,
+    force: Sequence[str] = (),
+    progress: bool = True,
+    console: Console | None = None,
+    write_report: Callable[[Path, dict[str, Any]], Path] | None = None,
+) -> dict[str, Any]:
+    """Run every stage not finished with the same fingerprint, then write ``results.json`` (and, with
+    ``write_report``, the report); returns the results.
+
+    Args:
+        config: the whole resolved configuration.
+        out: the demo folder (created; an earlier demo there is continued or reused).
+        force: stages to redo even when finished (the stages downstream follow, as their inputs change).
+        progress: show progress bars.
+        console: where banners go (default: standard error).
+        write_report: called with ``out`` and the results once they are written.
+    """
+    all_stages = build_stages(config)
+    names = [stage.name for stage in all_stages]
+    unknown = [name for name in force if name not in names]
+    if unknown:
+        raise ConfigError(f"--force {', '.join(unknown)}: expected stage names among {', '.join(names)}")
+    console = console or Console(stderr=True)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    save(config, out / "config.yaml")
+
+    # Which stages run: forced ones, those whose fingerprint changed, and everything downstream of them.
+    to_run: set[str] = set()
+    identities: dict[str, str] = {}
+    states: dict[str, dict[str, Any]] = {}
+    for stage in all_stages:
+        state = _read_json(out / stage.name / STAGE_FILE)
+        if (
+            stage.name in force
+            or state is None
+            or any(name in to_run for name in stage.inputs)
+            or state.get("fingerprint") != fingerprint(stage, config, identities)
+        ):
+            to_run.add(stage.name)
+        else:
+            identities[stage.name], states[stage.name] = state["identity"], state
+    estimate = Estimate([stage for stage in all_stages if stage.name in to_run], config)
+
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    for number, stage in enumerate(all_stages, 1):
+        banner = f"[bold]{number}/{len(all_stages)} {stage.title}[/]"
+        if stage.name in to_run:
+            elapsed, left = _minutes(time.perf_counter() - began), _minutes(estimate.remaining())
+            console.rule(f"{banner} ({elapsed} elapsed, ~{left} left)")
+            start = time.perf_counter()
+            key = fingerprint(stage, config, identities)
+            inputs = {name: out / name for name in stage.inputs}
+            states[stage.name] = run_stage(stage, config, out, key, inputs, progress)
+            identities[stage.name] = states[stage.name]["identity"]
+            estimate.done(stage, time.perf_counter() - start)
+        else:
+            console.rule(f"{banner} (reused)")
+        results[stage.name] = states[stage.name]["result"]
+        timings[stage.name] = states[stage.name]["seconds"]
+    reused = [stage.name for stage in all_stages if stage.name not in to_run]
+
+    document = {
+        **collect_results(results, config),
+        "timings": timings,
+        "reused": reused,
+        "total_seconds": round(sum(timings.values()), 2),
+        "config": to_dict(config),
+    }
+    atomic_write_json(out / RESULTS_FILE, document)
+    if write_report is not None:
+        path = write_report(out, document)
+        console.print(f"report: {path}", highlight=False)
+    console.print(f"results: {out / RESULTS_FILE}", highlight=False)
+    return document
+
+
+def run_stage(
+    stage: Stage,
+    config: GaudaConfig,
+    out: Path,
+    key: str,
+    inputs: dict[str, Path],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one stage in its work folder (resuming work of the same fingerprint) and move it into place."""
+    work, final = out / f".{stage.name}.partial", out / stage.name
+    marker = work / FINGERPRINT_FILE
+    resume = work.is_dir() and marker.is_file() and marker.read_text().strip() == key
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    if resume:
+        logger.info("%s: continuing the unfinished work in %s", stage.name, work)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key + "\n")
+    start = time.perf_counter()
+    result = stage.run(stages.StageContext(config, work, inputs, resume=resume, progress=progress))
+    seconds = round(time.perf_counter() - start, 2)
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state = {
+        "stage": stage.name,
+        "fingerprint": key,
+        "identity": hashlib.sha256(f"{key} {finished} {seconds}".encode()).hexdigest()[:16],
+        "finished": finished,
+        "seconds": seconds,
+        "resumed": resume,
+        "result": _relocate(result, work, final),
+    }
+    _relocate_files(work, final)
+    atomic_write_json(work / STAGE_FILE, state)
+    old = out / f".{stage.name}.old"
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    work.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return state
+
+
+def _relocate(value: Any, work: Path, final: Path) -> Any:
+    """The result with paths inside the work folder pointing to where the folder is moved."""
+    if isinstance(value, str) and value.startswith(str(work)):
+        return str(final) + value[len(str(work)) :]
+    if isinstance(value, dict):
+        return {key: _relocate(item, work, final) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_relocate(item, work, final) for item in value]
+    return value
+
+
+def _relocate_files(work: Path, final: Path) -> None:
+    """Paths to the work folder recorded in the stage's own JSON and YAML files (a run folder records
+    where it ran) are rewritten to where the folder is moved, each file atomically."""
+    for path in sorted(work.rglob("*")):
+        if path.suffix in (".json", ".yaml") and path.is_file():
+            text = path.read_text()
+            if str(work) in text:
+                atomic_write_text(path, text.replace(str(work), str(final)))
+
+
+def collect_results(results: dict[str, Any], config: GaudaConfig) -> dict[str, Any]:
+    """The stages' results under the documented keys of ``results.json``."""
+    return {
+        "data": results["data"],
+        "autoencoders": {"image": results["autoencoder_image"], "mask": results["autoencoder_mask"]},
+        "diffusion": results["diffusion"],
+        "samples": results["samples"],
+        "segmentation": {scheme: results[f"segmentation_{scheme}"] for scheme in config.demo.schemes},
+        "generator": results["generator"],
+        "toy": results["toy"],
+    }

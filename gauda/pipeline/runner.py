@@ -13,6 +13,7 @@ nothing else. A finished folder is replaced only once its successor is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -37,13 +38,16 @@ logger = logging.getLogger(__name__)
 STAGE_FILE = "stage.json"
 FINGERPRINT_FILE = ".fingerprint"
 RESULTS_FILE = "results.json"
+# The demo options that the generator's evaluation reads.
+GENERATOR_OPTIONS = ("generator_num_samples", "guidance_sweep", "synthetic_only", "sample_batch_size")
 
 
 @dataclass(frozen=True)
 class Stage:
     """One step of the demo.
 
-    ``slices`` are the configuration slices it reads, ``inputs`` the stages whose folders it reads,
+    ``slices`` are the configuration it reads (a slice, ``diffusion``, or one field, ``demo.toy_seeds``),
+    ``inputs`` the stages whose folders it reads,
     ``work`` its amount of work (training steps, pairs, ...) under a configuration and
     ``seconds_per_work`` what one unit took on the 2-core development CPU with the tiny preset (only for
     the estimate of the remaining time, which corrects it by the speed of the stages run so far).
@@ -110,7 +114,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             "samples",
             "samples per class",
             stages.samples_stage,
-            ("diffusion", "demo"),
+            ("diffusion", "demo.samples_per_class", "demo.sample_batch_size"),
             ("diffusion",),
             work=lambda c: num_classes * c.demo.samples_per_class * _sampling_work(c),
             seconds_per_work=0.002,
@@ -120,7 +124,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             "generator",
             "generator evaluation",
             stages.generator_stage,
-            ("data", "segmentation", "demo"),
+            ("data", "segmentation", *(f"demo.{name}" for name in GENERATOR_OPTIONS)),
             ("diffusion", segmenters[0].name),
             work=lambda c: (
                 c.demo.generator_num_samples * len(c.demo.guidance_sweep) * _sampling_work(c) / 100
@@ -132,7 +136,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             "toy",
             "2D simulation",
             stages.toy_stage,
-            ("toy", "demo"),
+            ("toy", "demo.toy_seeds"),
             work=lambda c: float(c.demo.toy_seeds * c.toy.steps),
             seconds_per_work=0.0065,
         ),
@@ -148,12 +152,19 @@ def fingerprint(stage: Stage, config: GaudaConfig, identities: dict[str, str]) -
     (and, for the generator's evaluation, which Inception weights FID would use)."""
     about: dict[str, Any] = {
         "stage": stage.name,
-        "config": {name: to_dict(getattr(config, name)) for name in stage.slices},
+        "config": {name: _option(config, name) for name in stage.slices},
         "inputs": {name: identities[name] for name in stage.inputs},
     }
     if stage.name == "generator":
         about["inception_weights"] = os.environ.get(WEIGHTS_ENV)
     return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _option(config: GaudaConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return to_dict(value) if dataclasses.is_dataclass(value) else value
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

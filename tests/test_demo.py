@@ -1,0 +1,191 @@
+"""``gauda demo`` end to end in the test-sized configuration: every key of results.json, reuse of finished
+stages, resuming an interrupted one, ``--force``, and the report opened in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_cli_data import run_cli
+from tiny_runs import tiny_overrides
+
+from gauda.pipeline import stages
+from gauda.pipeline.report import REPORT_FILE
+from gauda.pipeline.runner import RESULTS_FILE, STAGE_FILE
+
+STAGES = [
+    "data", "autoencoder_mask", "autoencoder_image", "diffusion", "samples", "segmentation_default",
+    "segmentation_adaptive", "segmentation_gauda", "generator", "toy",
+]  # fmt: skip
+DEMO = [
+    "demo.samples_per_class=2", "demo.generator_num_samples=9", "demo.guidance_sweep=[2.0, 1.0]",
+    "demo.toy_seeds=1", "toy.steps=100", "toy.num_test=200", "diffusion.sampling_steps=2",
+]  # fmt: skip
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def demo_args(out: Path, cache: Path, *extra: str) -> list[str]:
+    args = ["demo", "--out", str(out)]
+    for override in [*tiny_overrides(cache, steps=4), *DEMO]:
+        args += ["--set", override]
+    return [*args, *extra]
+
+
+def stage_states(out: Path) -> dict[str, dict]:
+    return {name: json.loads((out / name / STAGE_FILE).read_text()) for name in STAGES}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """One finished demo, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("demo")
+    monkeypatch = pytest.MonkeyPatch()
+    capsys_free = demo_args(root / "demo", root / "cache")
+    monkeypatch.setattr("sys.argv", ["gauda", *capsys_free])
+    from gauda.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    monkeypatch.undo()
+    assert exit_info.value.code in (0, None)
+    return root / "demo"
+
+
+@pytest.mark.slow
+def test_results_json_has_every_documented_key(demo_run) -> None:
+    results = json.loads((demo_run / RESULTS_FILE).read_text())
+    assert set(results) >= {"data", "autoencoders", "segmentation", "generator", "toy", "timings", "config"}
+    assert set(results["autoencoders"]) == {"image", "mask"}
+    assert {"psnr", "ssim", "l1", "codebook_usage"} <= set(results["autoencoders"]["image"])
+    assert {"per_class_iou", "mean_iou", "codebook_usage"} <= set(results["autoencoders"]["mask"])
+    assert set(results["segmentation"]) == {"default", "adaptive", "gauda"}
+    for evaluation in results["segmentation"].values():
+        assert {"per_class", "label_mean_iou", "sample_mean_iou", "sample_median_iou", "training"} <= set(
+            evaluation
+        )
+    generator = results["generator"]
+    assert {
+        "fid",
+        "kid_mean",
+        "kid_std",
+        "feature_extractor",
+        "ro_iou",
+        "so_iou",
+        "hit_rate",
+        "sweep",
+    } <= set(generator)
+    assert [entry["guidance"] for entry in generator["sweep"]] == [2.0, 1.0]
+    assert {"sampling", "augmentation", "seeds"} <= set(results["toy"])
+    assert list(results["timings"]) == STAGES and all(s >= 0 for s in results["timings"].values())
+    assert len(results["samples"]["classes"]) == len(results["data"]["classes"])
+    assert results["reused"] == []
+    # Stage folders were renamed into place: nothing they or the results record points at a work folder.
+    for path in [demo_run / RESULTS_FILE, *demo_run.rglob("*.json"), *demo_run.rglob("*.yaml")]:
+        assert ".partial" not in path.read_text(), path
+    assert not list(demo_run.glob(".*.partial"))
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_every_stage_and_force_redoes_one(demo_run, tmp_path, capsys, monkeypatch) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(demo_run, out)
+    # The copy records the original's paths; a rerun must reuse it all the same (nothing reads them).
+    before = stage_states(out)
+    cache = demo_run.parent / "cache"
+    code, _, err = run_cli(demo_args(out, cache), capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((out / RESULTS_FILE).read_text())["reused"] == STAGES
+    assert stage_states(out) == before
+
+    code, _, err = run_cli(demo_args(out, cache, "--force", "generator"), capsys, monkeypatch)
+    assert code == 0, err
+    after = stage_states(out)
+    assert [name for name in STAGES if after[name] != before[name]] == ["generator"]
+
+    # A changed option redoes only the stages that read it (here the simulation).
+    code, _, err = run_cli([*demo_args(out, cache), "--set", "demo.toy_seeds=2"], capsys, monkeypatch)
+    assert code == 0, err
+    changed = stage_states(out)
+    assert [name for name in STAGES if changed[name] != after[name]] == ["toy"]
+    assert json.loads((out / "toy" / "toy.json").read_text())["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch) -> None:
+    out, cache = tmp_path / "demo", tmp_path / "cache"
+    real = stages.train_diffusion
+    calls = []
+
+    def interrupted_once(*args, **kwargs):
+        calls.append(kwargs.get("resume"))
+        if len(calls) == 1:
+            real(*args, **kwargs, stop_at=2)  # a checkpoint at step 2, as a killed job leaves
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "train_diffusion", interrupted_once)
+    code, _, _ = run_cli(demo_args(out, cache), capsys, monkeypatch)
+    assert code == 130  # click's "Aborted!" on a KeyboardInterrupt
+    assert (out / ".diffusion.partial" / "last.safetensors").is_file() and not (out / "diffusion").exists()
+    assert (out / "autoencoder_image" / STAGE_FILE).is_file()
+
+    code, _, err = run_cli(demo_args(out, cache), capsys, monkeypatch)
+    assert code == 0, err
+    assert calls == [False, True]
+    states = stage_states(out)
+    assert states["diffusion"]["resumed"] is True
+    assert json.loads((out / RESULTS_FILE).read_text())["reused"] == [
+        "data",
+        "autoencoder_mask",
+        "autoencoder_image",
+    ]
+
+
+def test_force_of_an_unknown_stage_is_a_clear_error(tmp_path, capsys, monkeypatch) -> None:
+    code, _, err = run_cli(
+        demo_args(tmp_path / "demo", tmp_path / "cache", "--force", "diffusoin"), capsys, monkeypatch
+    )
+    assert code == 2 and "--force diffusoin" in err and "autoencoder_mask" in err
+    assert not (tmp_path / "demo" / "data").exists()
+
+
+def test_dry_run_lists_the_stages(tmp_path, capsys, monkeypatch) -> None:
+    code, out, _ = run_cli(demo_args(tmp_path / "demo", tmp_path / "cache", "--dry-run"), capsys, monkeypatch)
+    assert code == 0 and "demo:" in out and f"# stages: {', '.join(STAGES)}" in out
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    BROWSER is None and not os.environ.get("GAUDA_REQUIRE_BROWSER"),
+    reason="no chromium (apt-get install chromium); CI sets GAUDA_REQUIRE_BROWSER=1 and installs it",
+)
+def test_the_report_opens_in_a_headless_browser_with_every_image_loaded(demo_run, tmp_path) -> None:
+    assert BROWSER is not None, "GAUDA_REQUIRE_BROWSER is set but no chromium is installed"
+    report = demo_run / REPORT_FILE
+    text = report.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [BROWSER, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    body = re.search(r"<body[^>]*>", done.stdout)
+    assert body is not None, done.stderr[-2000:]
+    attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(0)))
+    assert attributes.get("data-checked") == "yes", "the page's load check did not run"
+    total = int(attributes["data-images-total"])
+    # data, 2 reconstructions, a grid per class, frame curves, GAUDA's choices, guidance sweep, 3 toy figures
+    classes = json.loads((demo_run / RESULTS_FILE).read_text())["data"]["classes"]
+    assert total == 9 + len(classes) and attributes["data-images-loaded"] == str(total)
+    assert json.loads(attributes["data-errors"].replace("&quot;", '"')) == []
+    for heading in ("Data", "Autoencoders", "Generated pairs per class", "Segmentation", "Timings"):
+        assert f"<h2>{heading}" in done.stdout

@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gauda-installed
 DEMO_OUT ?= runs/demo
+# OpenMP threads that sleep instead of spinning while they wait: on a shared CPU, spinning threads of
+# one process starve the other's (a training step ran up to 6x slower; BENCHMARKS.md), and on a quiet
+# machine passive waiting costs nothing measurable.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test test-fast lint format clean
 

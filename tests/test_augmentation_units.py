@@ -165,3 +165,17 @@ def test_close_wakes_a_consumer_that_is_waiting() -> None:
     closer.join(5)
     assert outcome and isinstance(outcome[0], ProducerClosedError)
     assert not producer.alive
+
+
+def test_a_replace_fraction_that_replaces_no_frame_is_refused() -> None:
+    from gauda.augmentation.training import check_scheme
+    from gauda.config import ConfigError
+    from gauda.presets import resolve_config
+
+    config = resolve_config(
+        "tiny",
+        overrides=["scheme.name=gauda", "scheme.generator=nowhere", "segmentation.batch_size=1",
+                   "scheme.replace_fraction=0.25"],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"scheme.replace_fraction 0.25: replaces no frame of a batch of 1"):
+        check_scheme(config)

@@ -414,3 +414,10 @@ def test_experiment_with_gauda_compares_it_with_the_baseline(tiny_generator, tmp
     p = comparison["wilcoxon_p"]
     assert p is None or 0 < p <= 1  # None only when gauda and default scored every frame alike
     assert (tmp_path / "out" / "runs" / "gauda-seed1" / CHOICES_FILE).is_file()
+
+
+def test_compare_frames_without_spread_writes_no_infinity_into_json() -> None:
+    names = ["a", "b", "c"]
+    comparison = compare_frames(dict.fromkeys(names, 1.0), dict.fromkeys(names, 0.0))
+    assert comparison["cohens_d"] is None and "no spread" in comparison["cohens_d_note"]
+    json.loads(json.dumps(comparison, allow_nan=False))  # strict JSON

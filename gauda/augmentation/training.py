@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gauda.augmentation.adaptive import AdaptiveSampling
+from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.config import ConfigError, to_dict
 from gauda.data.dataset import load_splits
@@ -40,6 +41,12 @@ def check_scheme(config: GaudaConfig) -> None:
             raise ConfigError(
                 "--generator: the gauda scheme needs a diffusion run (gauda train diffusion --out RUN), "
                 "given as --generator RUN or scheme.generator"
+            )
+        batch_size = config.segmentation.batch_size
+        if replaced_count(batch_size, scheme.replace_fraction) < 1:
+            raise ConfigError(
+                f"scheme.replace_fraction {scheme.replace_fraction}: replaces no frame of a batch of "
+                f"{batch_size} (segmentation.batch_size); expected at least {0.5 / batch_size:.3g}"
             )
         if not (Path(scheme.generator) / "config.yaml").is_file():
             raise ConfigError(

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from gauda.augmentation.config import SCHEME_NAMES
+from gauda.augmentation.training import check_scheme
 from gauda.cli.data import Dataset, Root, Setting, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
 from gauda.config import ConfigError
 from gauda.experiment.experiment import run_experiment
-from gauda.experiment.runner import plan_runs
+from gauda.experiment.runner import RunSpec, plan_runs, run_config
 from gauda.segmentation.config import MODEL_NAMES
 
 AUG_CHOICES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -86,6 +87,8 @@ def experiment(
     config = build_config(preset, config_file, overrides, updates)
     names = [name.strip() for name in schemes.split(",") if name.strip()]
     runs = plan_runs(names, AUG_CHOICES[aug], list(range(seeds)))
+    if "gauda" in names:  # refuse a missing generator before printing a plan that cannot run
+        check_scheme(run_config(config, RunSpec("gauda", False, 0), config.scheme.generator))
     if dry_run:
         print_dry_run(config)
         typer.echo(f"# {len(runs)} runs: {', '.join(spec.name for spec in runs)}")

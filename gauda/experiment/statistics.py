@@ -40,10 +40,13 @@ def compare_frames(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
     p_value = None
     if np.any(differences != 0):
         p_value = float(stats.wilcoxon(x, y, zero_method="wilcox").pvalue)
+    d = cohens_d(x, y)
     return {
         **result,
         "mean_difference": float(differences.mean()),
-        "cohens_d": cohens_d(x, y),
+        # JSON has no infinity: an effect without spread in either group is null, with the reason
+        "cohens_d": d if math.isfinite(d) else None,
+        "cohens_d_note": None if math.isfinite(d) else f"no spread in either group (d = {d})",
         "wilcoxon_p": p_value,
     }
 

@@ -189,3 +189,25 @@ def test_the_report_opens_in_a_headless_browser_with_every_image_loaded(demo_run
     assert json.loads(attributes["data-errors"].replace("&quot;", '"')) == []
     for heading in ("Data", "Autoencoders", "Generated pairs per class", "Segmentation", "Timings"):
         assert f"<h2>{heading}" in done.stdout
+
+
+def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
+    from gauda.pipeline.budget import scale_training
+    from gauda.presets import resolve_config
+
+    config = resolve_config("tiny", overrides=["mask_autoencoder.dead_code_every=0"])
+    assert scale_training(config, 1.0) is config
+    half = scale_training(config, 0.5)
+    assert half.mask_autoencoder.steps == config.mask_autoencoder.steps // 2
+    assert half.mask_autoencoder.adversarial_start == round(config.mask_autoencoder.adversarial_start / 2)
+    assert half.mask_autoencoder.dead_code_every == 0  # "never" stays never
+    assert half.image_autoencoder.steps == config.image_autoencoder.steps // 2
+    assert (half.diffusion.steps, half.diffusion.warmup_steps) == (
+        config.diffusion.steps // 2,
+        round(config.diffusion.warmup_steps / 2),
+    )
+    assert half.segmentation.steps == config.segmentation.steps // 2
+    assert half.segmentation.val_every == round(config.segmentation.val_every / 2)
+    assert (half.data, half.toy, half.scheme) == (config.data, config.toy, config.scheme)
+    tiny = scale_training(config, 0.001)
+    assert tiny.segmentation.steps == 1 and tiny.segmentation.val_every == 1

@@ -23,6 +23,9 @@ class DemoConfig:
     guidance_sweep: tuple[float, ...] = (2.0, 1.0, 4.0)
     synthetic_only: bool = True
     toy_seeds: int = 5  # seeds of the 2D simulation (toy.seeds is the CLI's own default)
+    # Training steps of the autoencoders, the diffusion model and the segmenters, as a fraction of their
+    # slices' steps (``gauda.pipeline.budget``): the demo's time budget, models unchanged.
+    training_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check(
@@ -41,6 +44,7 @@ class DemoConfig:
         check(all(w >= 0 for w in self.guidance_sweep), "guidance_sweep", "numbers >= 0",
               list(self.guidance_sweep))  # fmt: skip
         check(self.toy_seeds >= 1, "toy_seeds", "an integer >= 1", self.toy_seeds)
+        check(0 < self.training_scale <= 1, "training_scale", "a number in (0, 1]", self.training_scale)
 
 
 # The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.

@@ -3,7 +3,8 @@
 OUT/<stage>/            a finished stage: its outputs and ``stage.json`` (fingerprint, result, seconds)
 OUT/.<stage>.partial/   a stage at work; a re-run with the same fingerprint resumes it from its
                         checkpoint, one with another fingerprint starts it afresh
-OUT/results.json        every stage's result, the timings and the configuration
+OUT/config.yaml         the configuration as given (``demo.training_scale`` not yet applied)
+OUT/results.json        every stage's result, the timings and the configuration the stages ran
 OUT/report.html         the report (``gauda.pipeline.report``)
 
 A stage's fingerprint hashes the configuration slices it reads and the identities of the finished stages
@@ -32,6 +33,7 @@ from gauda.config import ConfigError, save, to_dict
 from gauda.evaluation.inception import WEIGHTS_ENV
 from gauda.io import atomic_write_json, atomic_write_text
 from gauda.pipeline import stages
+from gauda.pipeline.budget import scale_training
 from gauda.presets import GaudaConfig
 
 logger = logging.getLogger(__name__)
@@ -210,7 +212,8 @@ def run_pipeline(
     ``write_report``, the report); returns the results.
 
     Args:
-        config: the whole resolved configuration.
+        config: the whole resolved configuration (its training steps scaled by
+            ``demo.training_scale`` for the stages, see ``gauda.pipeline.budget``).
         out: the demo folder (created; an earlier demo there is continued or reused).
         force: stages to redo even when finished (the stages downstream follow, as their inputs change).
         progress: show progress bars.
@@ -225,7 +228,8 @@ def run_pipeline(
     console = console or Console(stderr=True)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    save(config, out / "config.yaml")
+    save(config, out / "config.yaml")  # as given; the stages run the budget-scaled configuration
+    config = scale_training(config)
 
     # Which stages run: forced ones, those whose fingerprint changed, and everything downstream of them.
     to_run: set[str] = set()

@@ -1,0 +1,45 @@
+"""The demo's training budget: every training stage's steps, and the cadences counted in steps, scaled
+by ``demo.training_scale`` so that the whole pipeline fits a time budget without changing any model.
+
+Only the demo applies it: ``gauda train ...`` always trains the configured steps. The scaled
+configuration is what the demo's stages run, fingerprint and report; the demo folder's ``config.yaml``
+keeps the unscaled one, so that it can be passed back with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from gauda.presets import GaudaConfig
+
+logger = logging.getLogger(__name__)
+
+# Per training slice: its step count, then the fields counted in steps that scale with it (0 stays 0,
+# where it means "never").
+_STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "mask_autoencoder": ("steps", "checkpoint_every", "adversarial_start", "dead_code_every"),
+    "image_autoencoder": ("steps", "checkpoint_every", "adversarial_start", "dead_code_every"),
+    "diffusion": ("steps", "checkpoint_every", "warmup_steps"),
+    "segmentation": ("steps", "val_every"),
+}
+
+
+def _scaled(value: int, scale: float) -> int:
+    return 0 if value == 0 else max(1, round(value * scale))
+
+
+def scale_training(config: GaudaConfig, scale: float | None = None) -> GaudaConfig:
+    """``config`` with the training steps of the autoencoders, the diffusion model and the segmenters
+    (and their step-counted cadences) times ``scale`` (default ``config.demo.training_scale``)."""
+    scale = config.demo.training_scale if scale is None else scale
+    if scale == 1:
+        return config
+    changes = {}
+    for name, fields in _STEP_FIELDS.items():
+        stage = getattr(config, name)
+        values = {field: _scaled(getattr(stage, field), scale) for field in fields}
+        values[fields[1]] = min(values[fields[1]], values["steps"])  # a checkpoint or validation by the end
+        changes[name] = dataclasses.replace(stage, **values)
+        logger.info("demo.training_scale %g: %s.steps %d -> %d", scale, name, stage.steps, values["steps"])
+    return dataclasses.replace(config, **changes)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gauda.cli.evaluate_segmenter import AsJson
-from gauda.cli.options import Overrides
+from gauda.cli.options import Overrides, Sampler, SamplingSteps
 from gauda.config import ConfigError
 from gauda.data.splits import SPLITS
 from gauda.diffusion.config import SAMPLER_NAMES
@@ -75,12 +75,8 @@ def generator(
             "main evaluation (default: the run's).",
         ),
     ] = None,
-    sampler: Annotated[
-        str | None, typer.Option("--sampler", help="ddpm, ddim or dpmpp (default: the run's).")
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option("--steps", help="Denoising steps (default: the run's).", min=1)
-    ] = None,
+    sampler: Sampler = None,
+    steps: SamplingSteps = None,
     inception_weights: Annotated[
         Path | None,
         typer.Option(

@@ -41,3 +41,9 @@ def build_config(
 def print_dry_run(config: GaudaConfig) -> None:
     """Print the resolved configuration as YAML, exactly as it would be saved in the run folder."""
     Console().print(to_yaml(config), end="", highlight=False, markup=False)
+
+
+Sampler = Annotated[str | None, typer.Option("--sampler", help="ddpm, ddim or dpmpp (default: the run's).")]
+SamplingSteps = Annotated[
+    int | None, typer.Option("--steps", help="Denoising steps (default: the run's).", min=1)
+]

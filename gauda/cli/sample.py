@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gauda.cli.options import Sampler, SamplingSteps
 from gauda.config import ConfigError
 from gauda.diffusion.config import SAMPLER_NAMES
 from gauda.generation.sample import REPORT_FILE, sample_pairs
@@ -24,12 +25,8 @@ def sample(
         ),
     ] = None,
     num_samples: Annotated[int, typer.Option("--num", help="Pairs to generate.", min=1)] = 16,
-    sampler: Annotated[
-        str | None, typer.Option("--sampler", help="ddpm, ddim or dpmpp (default: the run's).")
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option("--steps", help="Denoising steps (default: the run's).", min=1)
-    ] = None,
+    sampler: Sampler = None,
+    steps: SamplingSteps = None,
     guidance: Annotated[
         float | None,
         typer.Option(

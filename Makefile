@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 # machine passive waiting costs nothing measurable.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test test-fast lint format clean
+.PHONY: demo test test-fast lint format clean screenshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format gauda tests benchmarks
 	$(BIN)/ruff check --fix gauda tests benchmarks
+
+# The demo's report as a PNG (needs Debian's chromium: apt-get install chromium).
+screenshot:
+	chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --hide-scrollbars \
+		--window-size=1280,6000 --screenshot=$(DEMO_OUT)/report.png file://$(abspath $(DEMO_OUT))/report.html
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -12,7 +12,9 @@ VQ-GANs and the tiny diffusion model on the synthetic dataset, then on that one 
    one network call per step; guidance doubles it) and a quality figure: the Frechet distance between
    --num-fd sampled joint latents and as many training latents, both average-pooled to (8, 4, 4)
    (lower is better; the training latents against the validation latents give the floor), and the
-   mean absolute difference between the generated and the training frame frequency of each class.
+   mean absolute difference between the generated and the training frame frequency of each class;
+   with --segmenter RUN (a segmenter trained on the real data), the mask-image agreement: its sample-mean
+   IoU on the generated pairs (Real-Only IoU per pair, higher is better).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from gauda.diffusion.condition import multi_hot
 from gauda.diffusion.latents import decode_pairs, encode_dataset
 from gauda.diffusion.schedule import config_betas
 from gauda.diffusion.trainer import load_diffusion, train_diffusion
+from gauda.evaluation.generator_eval import GeneratedPairs, load_segmenter_run, real_only_evaluation
 from gauda.generation.generator import Sampling, resolve_sampling, sample_latents
 from gauda.generation.sample import class_hit_rates
 from gauda.presets import resolve_config
@@ -67,6 +70,15 @@ def main() -> None:
     parser.add_argument("--num-fd", type=int, default=128, help="samples per sampler for the quality figure")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--set", action="append", default=[], help="configuration override KEY=VALUE")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        action="append",
+        help="guidance w of the hit rate (repeatable; default: the run's)",
+    )
+    parser.add_argument(
+        "--segmenter", type=Path, help="a segmenter run on the real data: mask-image agreement of the samples"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     config = resolve_config("tiny", overrides=args.set)
@@ -88,27 +100,38 @@ def main() -> None:
     mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"])
     diffusion_config, names = info["config"], info["class_names"]
     betas = config_betas(diffusion_config)
-    default_sampling = resolve_sampling(diffusion_config)
+    segmenter = load_segmenter_run(args.segmenter) if args.segmenter else None
     results: dict = {
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "hit_rate": {},
         "samplers": {},
     }
 
-    print(f"## Hit rate ({diffusion_config.sampler}, {diffusion_config.sampling_steps} steps, guidance "
-          f"{diffusion_config.guidance}, {args.num} pairs per class)\n")  # fmt: skip
-    print("| class | masks containing it | training frame frequency |\n| --- | --- | --- |")
+    guidances = args.guidance or [diffusion_config.guidance]
+    samplings = [resolve_sampling(diffusion_config, guidance=w) for w in guidances]
+    print(f"## Hit rate ({diffusion_config.sampler}, {diffusion_config.sampling_steps} steps, "
+          f"{args.num} pairs per class)\n")  # fmt: skip
+    print(
+        "| class | " + " | ".join(f"hit rate, w = {w:g}" for w in guidances) + " | training frame frequency |"
+    )
+    print("| --- |" + " --- |" * (len(guidances) + 1))
     for c, name in enumerate(names):
-        generator = torch.Generator().manual_seed(c)
-        masks = []
-        for start in range(0, args.num, args.batch_size):
-            count = min(args.batch_size, args.num - start)
-            conditions = multi_hot([c], len(names)).expand(count, -1)
-            z = sample_latents(model, conditions, count, default_sampling, betas, generator)
-            masks.append(decode_pairs(z, image_ae, mask_ae, info["image_channels"])[1])
-        hit = class_hit_rates(torch.cat(masks), [c])[0]
-        results["hit_rate"][name] = {"hit": hit, "training": float(info["class_frequency"][c])}
-        print(f"| {name} | {hit:.1%} | {float(info['class_frequency'][c]):.1%} |", flush=True)
+        hits = []
+        for sampling in samplings:
+            generator = torch.Generator().manual_seed(c)
+            masks = []
+            for start in range(0, args.num, args.batch_size):
+                count = min(args.batch_size, args.num - start)
+                conditions = multi_hot([c], len(names)).expand(count, -1)
+                z = sample_latents(model, conditions, count, sampling, betas, generator)
+                masks.append(decode_pairs(z, image_ae, mask_ae, info["image_channels"])[1])
+            hits.append(class_hit_rates(torch.cat(masks), [c])[0])
+        frequency = float(info["class_frequency"][c])
+        results["hit_rate"][name] = {
+            "hit": dict(zip(map(str, guidances), hits, strict=True)),
+            "training": frequency,
+        }
+        print(f"| {name} | " + " | ".join(f"{hit:.1%}" for hit in hits) + f" | {frequency:.1%} |", flush=True)
 
     splits = load_splits(config.data, progress=False)
     train_latents = encode_dataset(splits.train, image_ae, mask_ae, progress=False)
@@ -120,8 +143,8 @@ def main() -> None:
     frequency = info["class_frequency"]
     print(f"\n## Samplers ({args.num_fd} unconditional samples each, batch {args.batch_size}; "
           f"latent FD of validation vs training latents: {floor:.2f})\n")  # fmt: skip
-    print("| sampler | steps | seconds per pair | latent FD | class frequency error |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| sampler | steps | seconds per pair | latent FD | class frequency error | mask-image agreement |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for sampler, steps in SAMPLERS:
         generator = torch.Generator().manual_seed(0)
         latents, masks = [], []
@@ -131,8 +154,16 @@ def main() -> None:
             sampling = Sampling(sampler, steps, 1.0)
             latents.append(sample_latents(model, None, count, sampling, betas, generator))
         seconds = (time.perf_counter() - start_time) / args.num_fd
+        images = []
         for z in latents:
-            masks.append(decode_pairs(z, image_ae, mask_ae, info["image_channels"])[1])
+            image, mask = decode_pairs(z, image_ae, mask_ae, info["image_channels"])
+            images.append(image)
+            masks.append(mask)
+        agreement = None
+        if segmenter is not None:  # the real-data segmenter's frame IoU against the generated masks
+            net, _, seg_config, device = segmenter
+            pairs = GeneratedPairs(torch.cat(images), torch.cat(masks), names)
+            agreement = real_only_evaluation(net, pairs, seg_config, names, device).table.sample_mean_iou
         generated = torch.tensor(class_hit_rates(torch.cat(masks), list(range(len(names)))))
         error = float((generated - frequency).abs().mean())
         fd = frechet_distance(pooled(torch.cat(latents)), reference)
@@ -140,11 +171,14 @@ def main() -> None:
             "seconds_per_pair": seconds,
             "latent_fd": fd,
             "frequency_error": error,
+            "mask_image_agreement": agreement,
         }
-        print(f"| {sampler} | {steps} | {seconds:.3f} | {fd:.2f} | {error:.3f} |", flush=True)
+        shown = "–" if agreement is None else f"{agreement:.3f}"
+        print(f"| {sampler} | {steps} | {seconds:.3f} | {fd:.2f} | {error:.3f} | {shown} |", flush=True)
     results["latent_fd_floor"] = floor
     results["load_average"] = os.getloadavg()[0]
     print(f"\nload average at the end: {results['load_average']:.1f}; timings: {results['timings_seconds']}")
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
 

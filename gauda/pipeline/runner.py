@@ -52,7 +52,8 @@ class Stage:
     ``inputs`` the stages whose folders it reads,
     ``work`` its amount of work (training steps, pairs, ...) under a configuration and
     ``seconds_per_work`` what one unit took on the 2-core development CPU with the tiny preset (only for
-    the estimate of the remaining time, which corrects it by the speed of the stages run so far).
+    the estimate of the remaining time, which corrects it by the speed of the stages run so far; measured
+    with ``gauda demo --set demo.training_scale=1``, BENCHMARKS.md).
     """
 
     name: str
@@ -81,7 +82,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("data", "segmentation", "scheme") if scheme != "default" else ("data", "segmentation"),
             ("diffusion",) if scheme == "gauda" else (),
             segmentation_work,
-            0.62 if scheme != "gauda" else 0.75,
+            0.8,
         )
         for scheme in demo.schemes
     ]
@@ -93,7 +94,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.autoencoder_stage("mask"),
             ("data", "mask_autoencoder"),
             work=lambda c: float(c.mask_autoencoder.steps),
-            seconds_per_work=0.33,
+            seconds_per_work=0.36,
         ),
         Stage(
             "autoencoder_image",
@@ -101,7 +102,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.autoencoder_stage("image"),
             ("data", "image_autoencoder"),
             work=lambda c: float(c.image_autoencoder.steps),
-            seconds_per_work=0.33,
+            seconds_per_work=0.36,
         ),
         Stage(
             "diffusion",
@@ -110,7 +111,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("data", "diffusion"),
             ("autoencoder_image", "autoencoder_mask"),
             work=lambda c: float(c.diffusion.steps),
-            seconds_per_work=0.3,
+            seconds_per_work=0.44,
         ),
         Stage(
             "samples",
@@ -119,7 +120,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("diffusion", "demo.samples_per_class", "demo.sample_batch_size"),
             ("diffusion",),
             work=lambda c: num_classes * c.demo.samples_per_class * _sampling_work(c),
-            seconds_per_work=0.002,
+            seconds_per_work=0.012,
         ),
         *segmenters,
         Stage(

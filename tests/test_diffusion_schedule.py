@@ -124,3 +124,32 @@ def test_guided_sampling_calls_the_denoiser_with_and_without_the_condition() -> 
     seen.clear()
     ddim_sample(denoiser, torch.zeros(2, 1, 1, 1), condition, 5, 1.0, betas=betas)
     assert seen == [False] * 5
+
+
+def test_v_prediction_converts_back_to_the_exact_noise() -> None:
+    from gauda.diffusion.schedule import eps_from_v, v_target
+
+    generator = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(4, 3, 5, 5, generator=generator), torch.randn(4, 3, 5, 5, generator=generator)
+    abar = torch.tensor([0.9999, 0.5, 1e-2, 1.4e-4])
+    z_t = q_sample(z0, eps, abar)
+    assert torch.allclose(eps_from_v(z_t, v_target(z0, eps, abar), abar), eps, atol=1e-5)
+
+
+def test_a_v_predicting_denoiser_hands_samplers_the_noise(monkeypatch) -> None:
+    from gauda.diffusion.config import DiffusionConfig
+    from gauda.diffusion.denoiser import DiffusionUNet
+    from gauda.diffusion.schedule import v_target
+
+    config = DiffusionConfig(
+        channels=(8, 16), num_res_blocks=1, attention_resolutions=(4,), num_heads=2, prediction="v"
+    )
+    model = DiffusionUNet(2, 3, 8, config).eval()
+    generator = torch.Generator().manual_seed(1)
+    z0, eps = torch.randn(2, 2, 8, 8, generator=generator), torch.randn(2, 2, 8, 8, generator=generator)
+    t = torch.tensor([3, 990])
+    abar = model.alpha_bar[t]
+    z_t = q_sample(z0, eps, abar)
+    monkeypatch.setattr(model, "forward", lambda z, t, classes=None, null=None: v_target(z0, eps, abar))
+    assert torch.allclose(model.as_denoiser()(z_t, t, None), eps, atol=1e-4)
+    assert "alpha_bar" not in model.state_dict()  # derived from the configuration, never saved

@@ -10,6 +10,7 @@ from gauda.config import check
 SamplerName = Literal["ddpm", "ddim", "dpmpp"]
 SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp")
 BetaSchedule = Literal["linear", "scaled_linear", "cosine"]
+Prediction = Literal["epsilon", "v"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class DiffusionConfig:
     # replaced by the learned null condition with probability p_uncond
     keep_probability: float = 0.5
     p_uncond: float = 0.1
+    # what the network predicts: the noise eps (Eq. 5, the paper's) or v = sqrt(abar) eps - sqrt(1 - abar) z0
+    # (Salimans & Ho 2022). Samplers always receive eps (converted from v); with eps, a small or briefly
+    # trained network's error at the noisiest steps is amplified 1 / sqrt(abar_T) ~ 80 times in its
+    # estimate of z0, and the samples drift far from the latents' unit variance.
+    prediction: Prediction = "epsilon"
     # optimisation: AdamW, learning rate warmed up linearly, then decayed as (1 - progress)^lr_power
     learning_rate: float = 1e-4
     lr_power: float = 1.0
@@ -126,6 +132,8 @@ _TINY = replace(
     checkpoint_every=500,
     sampler="dpmpp",
     sampling_steps=20,
+    # eps-prediction at these sizes sampled latents of std ~6 instead of 1 (BENCHMARKS.md)
+    prediction="v",
 )
 
 DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {"tiny": _TINY, "paper": _PAPER}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gauda.diffusion.config import DiffusionConfig
+from gauda.diffusion.schedule import alpha_bar, config_betas, eps_from_v
 from gauda.nn.blocks import Downsample, ResidualBlock, SelfAttention, Upsample, group_norm
 
 
@@ -96,6 +97,9 @@ class DiffusionUNet(nn.Module):
                 f"{levels} levels of diffusion.channels {list(config.channels)}"
             )
         self.in_channels, self.num_classes, self.latent_size = in_channels, num_classes, latent_size
+        self.prediction = config.prediction
+        # alpha_bar of the schedule, to turn a v-prediction into the eps that samplers take (not saved)
+        self.register_buffer("alpha_bar", alpha_bar(config_betas(config)).float(), persistent=False)
         base = config.channels[0]
         embedding = 4 * base
         self.time_channels = base
@@ -157,7 +161,7 @@ class DiffusionUNet(nn.Module):
         classes: torch.Tensor | None = None,
         null: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predict the noise of ``z`` (B, D, s, s) at timesteps ``t`` (B,).
+        """Predict the noise (or v, with ``prediction: v``) of ``z`` (B, D, s, s) at timesteps ``t`` (B,).
 
         Args:
             z: noisy joint latents.
@@ -186,9 +190,11 @@ class DiffusionUNet(nn.Module):
         return self.head(F.silu(self.norm(h)))  # (B, D, s, s)
 
     def as_denoiser(self):
-        """The network as a sampler's ``denoiser(z_t, t, condition)`` (condition None = null)."""
+        """The network as a sampler's ``denoiser(z_t, t, condition) -> eps`` (condition None = null); a
+        v-predicting network's output is converted to eps."""
 
         def denoiser(z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-            return self(z, t, condition)
+            output = self(z, t, condition)
+            return output if self.prediction == "epsilon" else eps_from_v(z, output, self.alpha_bar[t])
 
         return denoiser

@@ -46,6 +46,18 @@ def alpha_bar(betas: torch.Tensor) -> torch.Tensor:
     return torch.cumprod(1 - betas, dim=0)
 
 
+def v_target(z0: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) z0 (Salimans & Ho 2022); alpha_bar_t (B,)."""
+    a = alpha_bar_t.to(z0.dtype).reshape(-1, *([1] * (z0.dim() - 1)))  # (B, 1, 1, 1)
+    return a.sqrt() * eps - (1 - a).sqrt() * z0
+
+
+def eps_from_v(z_t: torch.Tensor, v: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
+    """The noise eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) z_t of a v-prediction at z_t."""
+    a = alpha_bar_t.to(z_t.dtype).reshape(-1, *([1] * (z_t.dim() - 1)))  # (B, 1, 1, 1)
+    return a.sqrt() * v + (1 - a).sqrt() * z_t
+
+
 def q_sample(z0: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
     """z_t = sqrt(alpha_bar_t) z0 + sqrt(1 - alpha_bar_t) eps (Eq. 1), alpha_bar_t of shape (B,)."""
     a = alpha_bar_t.to(z0.dtype).reshape(-1, *([1] * (z0.dim() - 1)))  # (B, 1, 1, 1)

@@ -39,7 +39,7 @@ from gauda.diffusion.condition import draw_condition, drop_condition
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
-from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample
+from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlog import MetricsLog
@@ -186,7 +186,8 @@ def train_diffusion(
         condition = draw_condition(present_all[index], dc.keep_probability, generator)  # (B, C)
         null = drop_condition(batch, dc.p_uncond, generator) | (condition.sum(1) == 0)  # (B,)
         z_t = q_sample(z0, eps, abar[t])  # Eq. 1 on the joint latents
-        loss = F.mse_loss(model(z_t, t, condition.to(device), null.to(device)), eps)  # Eq. 5
+        target = eps if dc.prediction == "epsilon" else v_target(z0, eps, abar[t])  # Eq. 5 (or v)
+        loss = F.mse_loss(model(z_t, t, condition.to(device), null.to(device)), target)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"diffusion, step {step}: loss {loss.item()}; last good checkpoint: {last_path}"

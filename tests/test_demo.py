@@ -211,3 +211,24 @@ def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
     assert (half.data, half.toy, half.scheme) == (config.data, config.toy, config.scheme)
     tiny = scale_training(config, 0.001)
     assert tiny.segmentation.steps == 1 and tiny.segmentation.val_every == 1
+
+
+def test_the_time_estimate_follows_the_measured_speed_of_long_stages() -> None:
+    from gauda.pipeline.runner import Estimate, build_stages
+    from gauda.presets import resolve_config
+
+    config = resolve_config("tiny")
+    stages_ = {stage.name: stage for stage in build_stages(config)}
+    estimate = Estimate(stages_.values(), config)
+    total = estimate.remaining()
+    estimate.done(stages_["data"], 0.1)  # a cached data stage: no evidence about the machine
+    after_data = estimate.remaining()
+    assert after_data == pytest.approx(total - estimate_reference(stages_["data"], config))
+    mask = stages_["autoencoder_mask"]
+    estimate.done(mask, 2 * estimate_reference(mask, config))  # this machine is half as fast
+    expected = 2 * (after_data - estimate_reference(mask, config))
+    assert estimate.remaining() == pytest.approx(expected)
+
+
+def estimate_reference(stage, config) -> float:
+    return stage.work(config) * stage.seconds_per_work

@@ -184,7 +184,7 @@ def _minutes(seconds: float) -> str:
 
 class Estimate:
     """The remaining time: each stage's work at its reference speed, times the ratio of measured to
-    reference seconds over the stages run so far (1 until one has run)."""
+    reference seconds over the stages of at least 30 reference seconds run so far (1 until one has)."""
 
     def __init__(self, todo: Iterable[Stage], config: GaudaConfig) -> None:
         self.config = config
@@ -193,8 +193,10 @@ class Estimate:
         self.expected = 0.0
 
     def done(self, stage: Stage, seconds: float) -> None:
-        self.measured += seconds
-        self.expected += self.reference.pop(stage.name, 0.0)
+        reference = self.reference.pop(stage.name, 0.0)
+        if reference >= 30:  # short stages (a cached data stage) say little about the machine's speed
+            self.measured += seconds
+            self.expected += reference
 
     def remaining(self) -> float:
         factor = self.measured / self.expected if self.expected > 1 else 1.0

@@ -199,24 +199,3 @@ def test_synthetic_dataset_has_8_classes_and_a_rare_instrument(tmp_path, capsys,
     assert code == 0 and len(fractions) >= 8
     assert 0 < min(fractions) <= 0.05
     assert not report["problems"] and report["ignored_pixels"] == 0
-
-
-@pytest.mark.slow
-def test_demo_runs_the_data_stage_into_its_run_folder(tmp_path, capsys, monkeypatch) -> None:
-    out = tmp_path / "demo"
-    args = [
-        "demo",
-        "--out",
-        str(out),
-        "--set",
-        "data.synthetic.num_videos=6",
-        "--set",
-        "data.synthetic.frames_per_video=3",
-    ]
-    code, _, _ = run_cli(args, capsys, monkeypatch)
-    assert code == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["data"]["num_frames"] == 18 and "data" in results["timings"]
-    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["synthetic"]["num_videos"] == 6
-    for name in ("samples.png", "split.json", "inspect.json"):
-        assert (out / "data" / name).is_file()

@@ -223,12 +223,8 @@ def test_the_time_estimate_follows_the_measured_speed_of_long_stages() -> None:
     total = estimate.remaining()
     estimate.done(stages_["data"], 0.1)  # a cached data stage: no evidence about the machine
     after_data = estimate.remaining()
-    assert after_data == pytest.approx(total - estimate_reference(stages_["data"], config))
+    assert after_data == pytest.approx(total - stages_["data"].reference_seconds(config))
     mask = stages_["autoencoder_mask"]
-    estimate.done(mask, 2 * estimate_reference(mask, config))  # this machine is half as fast
-    expected = 2 * (after_data - estimate_reference(mask, config))
+    estimate.done(mask, 2 * mask.reference_seconds(config))  # this machine is half as fast
+    expected = 2 * (after_data - mask.reference_seconds(config))
     assert estimate.remaining() == pytest.approx(expected)
-
-
-def estimate_reference(stage, config) -> float:
-    return stage.work(config) * stage.seconds_per_work

@@ -64,6 +64,10 @@ class Stage:
     work: Callable[[GaudaConfig], float] = lambda config: 1.0
     seconds_per_work: float = 1.0
 
+    def reference_seconds(self, config: GaudaConfig) -> float:
+        """The stage's time on the development CPU under ``config`` (for the estimate only)."""
+        return self.work(config) * self.seconds_per_work
+
 
 def _sampling_work(config: GaudaConfig) -> float:
     """Denoiser calls per pair of the run's sampler (twice per step with guidance)."""
@@ -187,8 +191,7 @@ class Estimate:
     reference seconds over the stages of at least 30 reference seconds run so far (1 until one has)."""
 
     def __init__(self, todo: Iterable[Stage], config: GaudaConfig) -> None:
-        self.config = config
-        self.reference = {stage.name: stage.work(config) * stage.seconds_per_work for stage in todo}
+        self.reference = {stage.name: stage.reference_seconds(config) for stage in todo}
         self.measured = 0.0
         self.expected = 0.0
 

@@ -49,11 +49,11 @@ class DemoConfig:
 
 # The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.
 _PAPER = DemoConfig(generator_num_samples=1000, guidance_sweep=(2.0, 1.0, 1.5, 3.0, 4.0, 6.0))
-# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, and 30 %
+# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, and 27 %
 # of the tiny preset's training steps, so that the whole demo takes about 15 minutes instead of about 50
 # (BENCHMARKS.md; --set demo.training_scale=1 trains every stage as `gauda train ... --preset tiny` does).
 _TINY = replace(
-    _PAPER, samples_per_class=8, generator_num_samples=90, guidance_sweep=(2.0, 1.0, 4.0), training_scale=0.3
+    _PAPER, samples_per_class=8, generator_num_samples=90, guidance_sweep=(2.0, 1.0, 4.0), training_scale=0.27
 )
 
 DEMO_PRESETS: dict[str, DemoConfig] = {"tiny": _TINY, "paper": _PAPER}

@@ -4,11 +4,13 @@ A checkpoint is one ``.safetensors`` file holding a nested state (model, optimis
 step, random-generator states, configuration): tensors are stored by their dotted path, and the
 structure with every non-tensor value is JSON in the file's metadata. Loading parses JSON and reads
 tensors; nothing is ever executed. Files are written to a temporary sibling and renamed, so a
-half-written file is never taken for a checkpoint.
+half-written file is never taken for a checkpoint, and the metadata carries a SHA-256 of every
+tensor's bytes, so a file corrupted later (a bad disk, a broken copy) is refused rather than loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -72,13 +74,29 @@ def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (CPU), in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts/lists/tuples of tensors and JSON values) atomically to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
     structure = _split(state, "state", tensors)
-    metadata = {"format": _FORMAT, "structure": json.dumps(structure)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    metadata = {"format": _FORMAT, "structure": json.dumps(structure), "sha256": tensors_digest(tensors)}
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except (OSError, SafetensorError) as error:  # a full disk, a quota, a folder gone read-only
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CheckpointError(
+            f"{path}: the checkpoint could not be written ({reason}); the previous one, if any, is intact"
+        ) from error
     return Path(path)
 
 
@@ -90,7 +108,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path), device=str(device))
+        tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
             f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or corrupted"
@@ -99,6 +117,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(
             f"{path}: safetensors file without gauda's metadata; expected a gauda checkpoint"
         )
+    if "sha256" in metadata and tensors_digest(tensors) != metadata["sha256"]:  # older files have none
+        raise CheckpointError(f"{path}: its tensors do not match the checksum it was saved with; corrupted")
+    if torch.device(device).type != "cpu":
+        tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
     return _join(json.loads(metadata["structure"]), tensors)
 
 

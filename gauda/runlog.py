@@ -18,8 +18,18 @@ logger = logging.getLogger(__name__)
 class MetricsLog:
     """Append ``step, name, value`` rows to ``metrics.csv``; mirror them to TensorBoard if available."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        resume_step: int | None = None,
+        tensorboard: bool = True,
+        enabled: bool = True,
+    ) -> None:
         self.path = Path(run_dir) / "metrics.csv"
+        self.enabled = enabled  # False: log nothing (the ranks of a torchrun job but rank 0)
+        self._writer = None
+        if not enabled:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None or not self.path.exists():
             atomic_write_text(self.path, "step,name,value\n")
@@ -28,7 +38,6 @@ class MetricsLog:
             atomic_write_text(
                 self.path, "step,name,value\n" + "".join(f"{s},{n},{v!r}\n" for s, n, v in kept)
             )
-        self._writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -38,6 +47,8 @@ class MetricsLog:
                 logger.debug("tensorboard not installed; logging to %s only", self.path)
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as handle:
             for name, value in values.items():
                 handle.write(f"{step},{name},{float(value)!r}\n")

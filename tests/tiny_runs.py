@@ -8,6 +8,9 @@ but every shape, file and code path is the real one.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +66,30 @@ def train_tiny_generator(root: Path, diffusion_steps: int = 3) -> TinyGenerator:
         train_autoencoder(config, modality, root / modality, progress=False)
     train_diffusion(config, root / "diffusion", root / "image", root / "mask", progress=False)
     return TinyGenerator(root / "image", root / "mask", root / "diffusion", root / "cache")
+
+
+def gauda_process(args: list[str], processes: int = 1) -> list[str]:
+    """The command line of ``gauda ARGS`` in a new Python process, under torchrun when ``processes`` > 1."""
+    if processes == 1:
+        return [sys.executable, "-m", "gauda", *args]
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    return [*run, "-m", "gauda", *args]
+
+
+def process_env() -> dict[str, str]:
+    """A test's child process: one thread (two processes share 2 cores), error lines not wrapped."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "500"}
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    """``--set`` options for a list of overrides."""
+    return [arg for override in overrides for arg in ("--set", override)]
+
+
+def run_gauda(args: list[str], processes: int = 1, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``gauda ARGS`` to completion; fails the test with its output if it exits non-zero."""
+    done = subprocess.run(
+        gauda_process(args, processes), env=process_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"gauda {' '.join(args)} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done

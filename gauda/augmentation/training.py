@@ -15,8 +15,11 @@ from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.config import ConfigError, to_dict
 from gauda.data.dataset import load_splits
 from gauda.data.splits import save_split
+from gauda.device import resolve_device
+from gauda.distributed import setup_distributed
 from gauda.generation.generator import PairGenerator
 from gauda.presets import GaudaConfig
+from gauda.runlock import folder_lock
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook
 
@@ -78,13 +81,27 @@ def train_segmenter(
 
     Writes checkpoints, ``metrics.csv``, ``config.yaml`` and ``split.json`` (and the scheme's own files)
     into ``out``; returns a summary (steps, best and last validation scores, wall time, GAUDA's wait time).
+    Under ``torchrun`` every process trains its share of the batches (``SegmentationTrainer``).
     """
     out = Path(out)
     check_image_size(config)
     check_scheme(config)
+    ddp, _ = setup_distributed(resolve_device(config.segmentation.device))
+    with folder_lock(out, enabled=ddp.is_main):
+        return _train(config, out, ddp.is_main, resume, progress, extra_hooks)
+
+
+def _train(
+    config: GaudaConfig,
+    out: Path,
+    is_main: bool,
+    resume: bool,
+    progress: bool,
+    extra_hooks: Sequence[TrainingHook],
+) -> dict[str, Any]:
     splits = load_splits(config.data, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    save_split(splits.summary, out)
+    if is_main:
+        save_split(splits.summary, out)
     network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
     hooks = scheme_hooks(config)
     all_hooks = [*hooks, *extra_hooks]

@@ -29,6 +29,7 @@ from gauda.augmentation.curation import curate
 from gauda.augmentation.mixing import mix_batch, replaced_count
 from gauda.augmentation.producer import ChunkProducer
 from gauda.augmentation.selection import pair_conditions, top_k_uncertain
+from gauda.config import ConfigError
 from gauda.generation.generator import PairGenerator, Sampling
 from gauda.io import atomic_write_json
 from gauda.segmentation.trainer import Batch, SegmentationTrainer, TrainingHook, ValidationResults
@@ -81,7 +82,15 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         self.producer: ChunkProducer | None = None
         self._stream = _Stream()
         self._resize_warned = False
-        self.num_chunks = -(-config.num_pairs // config.generation_batch_size)
+        self.total_chunks = -(-config.num_pairs // config.generation_batch_size)
+        # under torchrun, rank r makes chunks r, r + world, ... of every request and mixes them into its
+        # own share of the batches (set in on_train_start)
+        self.rank, self.world_size = 0, 1
+
+    @property
+    def num_chunks(self) -> int:
+        """Chunks of a request this process makes."""
+        return len(range(self.rank, self.total_chunks, self.world_size))
 
     # -- hooks -------------------------------------------------------------------------------------------
 
@@ -92,6 +101,12 @@ class UncertaintyGuidedAugmentation(TrainingHook):
                 f"data has {list(trainer.class_names)}; expected a diffusion run of the same dataset"
             )
         self.trainer = trainer
+        self.rank, self.world_size = trainer.ddp.rank, trainer.ddp.world_size
+        if self.num_chunks == 0:
+            raise ConfigError(
+                f"scheme.num_pairs {self.config.num_pairs}: {self.total_chunks} chunks of "
+                f"scheme.generation_batch_size for {self.world_size} processes; expected at least one each"
+            )
         self.producer = ChunkProducer(self._make_chunk, self.config.asynchronous, self.generator.device)
         logger.info(
             "GAUDA: %s with %d steps, guidance %g; %d pairs per validation, %s",
@@ -126,7 +141,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         values.update({f"gauda/chosen/{names[c]}": 1.0 for c in classes})
         if self.trainer.metrics_log is not None:
             self.trainer.metrics_log.log(step, values)
-        atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
+        if self.trainer.ddp.is_main:
+            atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
         logger.info("step %d: GAUDA asks for %s", step, ", ".join(choice["classes"]) or "nothing")
         if choice["num_pairs"]:
             self._submit(Request(step, tuple(classes)))
@@ -147,12 +163,13 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         images, masks = self._match_size(images, masks, batch["mask"].shape[-2:])
         names = [[f"synthetic-{self.request.step}-{(start + member * count + i) % max(len(self._stream), 1)}"
                   for i in range(count)] for member in range(num_members)]  # fmt: skip
-        positions = torch.Generator().manual_seed(mixed_seed(self.seed, step, 2))
+        keys = (self.seed, step, 2) if self.world_size == 1 else (self.seed, step, 2, self.rank)
+        positions = torch.Generator().manual_seed(mixed_seed(*keys))
         return mix_batch(batch, images, masks, names, len(self.trainer.class_names), positions)
 
     def on_train_end(self, trainer: SegmentationTrainer) -> None:
         self.close()
-        if self.choices:
+        if self.choices and trainer.ddp.is_main:
             atomic_write_json(trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
             from gauda.augmentation.plots import plot_choices
 
@@ -187,7 +204,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         self.producer.submit(request, self.num_chunks)
 
     def _make_chunk(self, request: Request, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunk ``index`` of a request: (b, 3, H, W) images and (b, H, W) masks, on the CPU."""
+        """This process's ``index``-th chunk of a request: (b, 3, H, W) images, (b, H, W) masks (CPU)."""
+        index = self.rank + index * self.world_size  # the chunk's place in the whole request
         first = index * self.config.generation_batch_size
         size = min(self.config.generation_batch_size, self.config.num_pairs - first)
         conditions = pair_conditions(

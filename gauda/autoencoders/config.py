@@ -7,6 +7,7 @@ from itertools import pairwise
 from typing import Literal
 
 from gauda.config import check
+from gauda.device import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class AutoencoderConfig:
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "fp32"  # fp32, or bf16: mixed precision (autocast) for the forward passes
 
     def __post_init__(self) -> None:
         check(
@@ -90,6 +92,7 @@ class AutoencoderConfig:
         check(self.steps >= 1, "steps", "an integer >= 1", self.steps)
         check(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         check(self.num_workers >= 0, "num_workers", "an integer >= 0", self.num_workers)
+        check(self.precision in PRECISIONS, "precision", "fp32 or bf16", self.precision)
 
     @property
     def downsampling(self) -> int:

@@ -3,6 +3,7 @@ class weights for the mask cross-entropy, and an offline perceptual distance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -13,14 +14,20 @@ from gauda.checkpoint import CheckpointError
 
 
 def adaptive_adversarial_weight(
-    reconstruction_loss: torch.Tensor, generator_loss: torch.Tensor, last_layer: torch.Tensor
+    reconstruction_loss: torch.Tensor,
+    generator_loss: torch.Tensor,
+    last_layer: torch.Tensor,
+    average: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """VQ-GAN's lambda = ||grad rec|| / (||grad adv|| + 1e-4) at the decoder's last layer (Esser et al. 2021).
 
-    It balances the two terms whatever their scales; detached, clamped to [0, 1e4].
+    It balances the two terms whatever their scales; detached, clamped to [0, 1e4]. ``average`` maps a
+    process's gradient to the mean over the processes of a distributed run (the global batch's gradient).
     """
     rec_grad = torch.autograd.grad(reconstruction_loss, last_layer, retain_graph=True)[0]
     adv_grad = torch.autograd.grad(generator_loss, last_layer, retain_graph=True)[0]
+    if average is not None:
+        rec_grad, adv_grad = average(rec_grad), average(adv_grad)
     return (rec_grad.norm() / (adv_grad.norm() + 1e-4)).clamp(0.0, 1e4).detach()
 
 

@@ -37,9 +37,11 @@ from gauda.data.batches import EpochBatchSampler
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.figures import save_image_rows
 from gauda.data.splits import save_split
-from gauda.device import resolve_device
+from gauda.device import autocast, resolve_device
+from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
+from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,20 @@ def build_discriminator(config: AutoencoderConfig, in_channels: int) -> PatchDis
     return PatchDiscriminator(
         spatial_dims=2, channels=channels[0], in_channels=in_channels, num_layers_d=len(channels) - 1
     )
+
+
+class _Reconstruct(torch.nn.Module):
+    """One training forward pass of a VQ-GAN (what DistributedDataParallel wraps): the decoder output,
+    the encoder output (for dead-code restarts) and the vector-quantisation terms."""
+
+    def __init__(self, model: VQGAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        z = self.model.encoder(x)
+        z_q, _, vq = self.model.quantizer(z)
+        return self.model.decoder(z_q), z, vq
 
 
 def class_pixel_counts(dataset: PairedDataset) -> torch.Tensor:
@@ -86,23 +102,44 @@ def train_autoencoder(
         out: run folder; must not hold a run unless ``resume``.
         resume: continue the run in ``out`` from its last checkpoint.
         progress: show a progress bar.
+
+    Under ``torchrun`` each process trains on its share of every batch (``gauda.distributed``); the
+    adaptive adversarial weight and dead-code restarts use the whole global batch. Two things stay per
+    process: the discriminator's batch-norm statistics, and the class-weighted mask cross-entropy's
+    normalisation (by each share's weight sum rather than the global batch's).
     """
     ae = autoencoder_slice(config, modality)
-    out, last_path = Path(out), Path(out) / LAST_FILE
+    ddp, device = setup_distributed(resolve_device(ae.device))
+    with folder_lock(out, enabled=ddp.is_main):
+        return _train(config, modality, Path(out), ddp, device, resume, progress and ddp.is_main)
+
+
+def _train(
+    config: GaudaConfig,
+    modality: Modality,
+    out: Path,
+    ddp: Distributed,
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    ae = autoencoder_slice(config, modality)
+    last_path = out / LAST_FILE
     if last_path.exists() and not resume:
         raise ConfigError(
             f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
         )
     if resume and not last_path.exists():
         raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
-    out.mkdir(parents=True, exist_ok=True)
-    save(config, out / "config.yaml")
+    ddp.check_divides(ae.batch_size, f"autoencoder.{modality}.batch_size")
+    if ddp.is_main:
+        save(config, out / "config.yaml")
     seed_everything(ae.seed)
     splits = load_splits(config.data, progress=progress)
-    save_split(splits.summary, out)
+    if ddp.is_main:
+        save_split(splits.summary, out)
     num_classes = len(splits.class_names)
     channels = 3 if modality == "image" else num_classes
-    device = resolve_device(ae.device)
     model = VQGAN(channels, channels, ae).to(device)
     discriminator = build_discriminator(ae, channels).to(device)
     optimizer = torch.optim.AdamW(
@@ -135,11 +172,19 @@ def train_autoencoder(
     sampler = EpochBatchSampler(len(splits.train), ae.batch_size, ae.seed, start_step=start)
     # the loader gets its own generator so that it never draws from the global RNG (resume equality)
     loader = DataLoader(
-        splits.train, batch_sampler=sampler, num_workers=ae.num_workers, generator=torch.Generator()
+        splits.train,
+        batch_sampler=(ddp.shard(indices) for indices in sampler),  # this process's share of each batch
+        num_workers=ae.num_workers,
+        generator=torch.Generator(),
     )
-    log = MetricsLog(out, resume_step=start if resume else None)
+    # the usage counts of the codebook stay per process (summed at each dead-code check)
+    net = ddp.wrap(_Reconstruct(model), broadcast_buffers=False)
+    disc_net = ddp.wrap(discriminator)
+    log = MetricsLog(out, resume_step=start if resume else None, enabled=ddp.is_main)
 
     def checkpoint(step: int) -> None:
+        if not ddp.is_main:
+            return
         save_checkpoint(
             last_path,
             {
@@ -164,9 +209,9 @@ def train_autoencoder(
         for group in disc_optimizer.param_groups:
             group["lr"] = ae.discriminator_learning_rate * decay
         x = model_input(batch, modality, num_classes, device)  # (B, 3 or C, H, W)
-        z = model.encoder(x)  # (B, D, h, w)
-        z_q, _, vq = model.quantizer(z)
-        output = model.decoder(z_q)
+        with autocast(device, ae.precision):
+            output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
+        output, vq = output.float(), {k: v.float() for k, v in vq.items()}
         if modality == "image":  # Eq. 3: L1 (+ perceptual) ...
             reconstruction = F.l1_loss(output, x)
             if perceptual is not None:
@@ -181,26 +226,26 @@ def train_autoencoder(
         values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
         adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
         if adversarial_on:  # ... + adversarial term, weighted adaptively as in VQ-GAN
+            # the discriminator itself (not its DDP wrapper): its gradients here are discarded
             generator_loss = adversarial(
                 discriminator(fake)[-1], target_is_real=True, for_discriminator=False
             )
             lam = ae.adversarial_weight * adaptive_adversarial_weight(
-                reconstruction, generator_loss, model.last_layer()
+                reconstruction, generator_loss, model.last_layer(), ddp.mean if ddp.active else None
             )
             loss = loss + lam * generator_loss
             values.update(generator=generator_loss.item(), adversarial_weight=lam.item())
-        if not math.isfinite(loss.item()):
+        loss_value = ddp.mean(loss.detach()).item()  # the global batch's, the same on every rank
+        if not math.isfinite(loss_value):
             raise FloatingPointError(
-                f"{modality} autoencoder, step {step}: loss {loss.item()}; last good checkpoint: {last_path}"
+                f"{modality} autoencoder, step {step}: loss {loss_value}; last good checkpoint: {last_path}"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if adversarial_on:
-            d_real = adversarial(discriminator(real)[-1], target_is_real=True, for_discriminator=True)
-            d_fake = adversarial(
-                discriminator(fake.detach())[-1], target_is_real=False, for_discriminator=True
-            )
+            d_real = adversarial(disc_net(real)[-1], target_is_real=True, for_discriminator=True)
+            d_fake = adversarial(disc_net(fake.detach())[-1], target_is_real=False, for_discriminator=True)
             disc_loss = 0.5 * (d_real + d_fake)
             disc_optimizer.zero_grad(set_to_none=True)
             disc_loss.backward()
@@ -209,9 +254,15 @@ def train_autoencoder(
         if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
             # a generator seeded by the step: restarts are the same in a resumed run
             generator = torch.Generator().manual_seed(ae.seed * 1_000_003 + step)
-            values["dead_codes_restarted"] = model.quantizer.restart_dead_codes(z.detach(), generator)
-        values.update(loss=loss.item(), lr=ae.learning_rate * decay)
+            ddp.sum_(model.quantizer.usage)  # the whole global batch's usage and encoder outputs
+            restarted = model.quantizer.restart_dead_codes(ddp.gather(z.detach()), generator)
+            values["dead_codes_restarted"] = restarted
+        values.update(loss=loss_value, lr=ae.learning_rate * decay)
         if step % 10 == 0 or step + 1 == ae.steps:
+            if ddp.active:  # the mean over the processes of every term
+                names = sorted(values)
+                means = ddp.mean(torch.tensor([float(values[k]) for k in names], dtype=torch.float64))
+                values = dict(zip(names, means.tolist(), strict=True))
             log.log(step, values)
             bar.set_postfix(loss=f"{loss.item():.4f}", rec=f"{reconstruction.item():.4f}")
         bar.update(1)
@@ -221,7 +272,8 @@ def train_autoencoder(
             checkpoint(step + 1)
     bar.close()
     log.close()
-    return finish_autoencoder(model, splits, modality, ae, out, device, seconds)
+    metrics = finish_autoencoder(model, splits, modality, ae, out, device, seconds) if ddp.is_main else None
+    return ddp.broadcast(metrics)
 
 
 def finish_autoencoder(

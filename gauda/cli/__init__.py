@@ -19,6 +19,7 @@ from gauda.cli.toy import toy
 from gauda.cli.train import train_app
 from gauda.config import ConfigError
 from gauda.data.errors import DataError
+from gauda.distributed import teardown_distributed
 
 app = typer.Typer(
     name="gauda",
@@ -46,5 +47,13 @@ def main() -> None:
     try:
         app()
     except (ConfigError, DataError, CheckpointError) as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
-        sys.exit(2)
+        _fail(str(error))
+    except PermissionError as error:  # a read-only output folder, say
+        _fail(f"{error.filename}: permission denied; expected a file or folder this user may write")
+    finally:
+        teardown_distributed()
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(2)

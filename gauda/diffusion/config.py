@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gauda.config import check
+from gauda.device import PRECISIONS
 
 SamplerName = Literal["ddpm", "ddim", "dpmpp"]
 SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp")
@@ -59,6 +60,7 @@ class DiffusionConfig:
     encode_batch_size: int = 64  # batch of the one-off encoding of the dataset into latents
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "fp32"  # fp32, or bf16: mixed precision (autocast) for the forward passes
     # sampling defaults. Guidance (Eq. 6) as eps_null + w * (eps_c - eps_null): w = 1 is unguided.
     sampler: SamplerName = "ddpm"
     sampling_steps: int = 1000
@@ -107,6 +109,7 @@ class DiffusionConfig:
         check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         check(self.steps >= 1, "steps", "an integer >= 1", self.steps)
         check(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        check(self.precision in PRECISIONS, "precision", "fp32 or bf16", self.precision)
         check(self.encode_batch_size >= 1, "encode_batch_size", "an integer >= 1", self.encode_batch_size)
         check(self.sampling_steps >= 1, "sampling_steps", "an integer >= 1", self.sampling_steps)
         check(self.guidance >= 0, "guidance", "a number >= 0 (1 = unguided)", self.guidance)

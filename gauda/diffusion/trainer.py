@@ -34,14 +34,16 @@ from gauda.config import ConfigError, from_dict, save, to_dict
 from gauda.data.batches import EpochBatchSampler
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.splits import save_split
-from gauda.device import resolve_device
+from gauda.device import autocast, resolve_device
 from gauda.diffusion.condition import draw_condition, drop_condition
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
 from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
+from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
+from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 
 logger = logging.getLogger(__name__)
@@ -95,9 +97,29 @@ def train_diffusion(
         progress: show progress bars.
         stop_at: stop after this many steps with a checkpoint to ``--resume`` from, as an interrupted
             job would (the learning rate still follows ``config.diffusion.steps``); no model is saved then.
+
+    Under ``torchrun`` each process trains on its share of every batch (``gauda.distributed``).
     """
+    ddp, device = setup_distributed(resolve_device(config.diffusion.device))
+    with folder_lock(out, enabled=ddp.is_main):
+        return _train(config, Path(out), ddp, device, image_autoencoder, mask_autoencoder, resume, progress,
+                      stop_at)  # fmt: skip
+
+
+def _train(
+    config: GaudaConfig,
+    out: Path,
+    ddp: Distributed,
+    device: torch.device,
+    image_autoencoder: str | Path | None,
+    mask_autoencoder: str | Path | None,
+    resume: bool,
+    progress: bool,
+    stop_at: int | None,
+) -> dict[str, Any]:
     dc = config.diffusion
-    out, last_path = Path(out), Path(out) / LAST_FILE
+    last_path = out / LAST_FILE
+    progress = progress and ddp.is_main
     if last_path.exists() and not resume:
         raise ConfigError(
             f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
@@ -105,7 +127,6 @@ def train_diffusion(
     if resume and not last_path.exists():
         raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
     runs = autoencoder_runs(out, image_autoencoder, mask_autoencoder)
-    device = resolve_device(dc.device)
     image_ae, image_info = load_autoencoder(runs["image"], device=str(device))
     mask_ae, mask_info = load_autoencoder(runs["mask"], device=str(device))
     for name, info in (("image", image_info), ("mask", mask_info)):
@@ -113,12 +134,13 @@ def train_diffusion(
             raise ConfigError(
                 f"--{name}-autoencoder {runs[name]}: a {info['modality']} autoencoder; expected {name}"
             )
-    out.mkdir(parents=True, exist_ok=True)
-    save(config, out / "config.yaml")
-    atomic_write_json(out / AUTOENCODERS_FILE, runs)
+    if ddp.is_main:
+        save(config, out / "config.yaml")
+        atomic_write_json(out / AUTOENCODERS_FILE, runs)
     seed_everything(dc.seed)
     splits = load_splits(config.data, progress=progress)
-    save_split(splits.summary, out)
+    if ddp.is_main:
+        save_split(splits.summary, out)
     class_names = splits.class_names
     if tuple(mask_info["class_names"]) != tuple(class_names):
         raise ConfigError(
@@ -127,14 +149,20 @@ def train_diffusion(
         )
     # the frames as they are: a classic augmentation (data.augment) would be frozen into the cache
     train = PairedDataset(splits.train.frames, splits.train.source, splits.train.indices)
-    latents = cached_latents(
-        out / LATENTS_FILE, train, image_ae, mask_ae, dc.encode_batch_size, device, progress
-    )
+    latents: dict[str, torch.Tensor] = {}
+    for first in (True, False):  # rank 0 writes the cache, then the others read it
+        if ddp.is_main == first:
+            latents = cached_latents(
+                out / LATENTS_FILE, train, image_ae, mask_ae, dc.encode_batch_size, device, progress
+            )
+        ddp.barrier()
     z_all = torch.cat([latents["image"], latents["mask"]], dim=1).to(device)  # (N, D, s, s)
     present_all = latents["classes"]  # (N, C)
     num_frames, num_channels, latent_size = z_all.shape[0], z_all.shape[1], z_all.shape[-1]
     del image_ae, mask_ae
 
+    batch_size = min(dc.batch_size, num_frames)
+    ddp.check_divides(batch_size, "diffusion.batch_size")
     model = DiffusionUNet(num_channels, len(class_names), latent_size, dc).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(
@@ -150,10 +178,13 @@ def train_diffusion(
         set_rng_state(state["rng"])
         start, seconds = state["step"], state["seconds"]
         logger.info("resuming diffusion at step %d of %d", start, dc.steps)
-    sampler = EpochBatchSampler(num_frames, min(dc.batch_size, num_frames), dc.seed, start_step=start)
-    log = MetricsLog(out, resume_step=start if resume else None)
+    net = ddp.wrap(model)  # model itself on one process
+    sampler = EpochBatchSampler(num_frames, batch_size, dc.seed, start_step=start)
+    log = MetricsLog(out, resume_step=start if resume else None, enabled=ddp.is_main)
 
     def checkpoint(step: int) -> None:
+        if not ddp.is_main:
+            return
         save_checkpoint(
             last_path,
             {
@@ -176,21 +207,26 @@ def train_diffusion(
         lr = learning_rate(step, dc)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        # every random draw of a step comes from a generator seeded by the step: resume-exact
+        # every random draw of a step comes from a generator seeded by the step: resume-exact; drawn
+        # for the whole global batch, of which each process takes its share
         generator = torch.Generator().manual_seed(dc.seed * 1_000_003 + step)
         index = sampler.batch(step)
-        z0 = z_all[index]  # (B, D, s, s)
-        batch = z0.shape[0]
-        t = torch.randint(0, len(abar), (batch,), generator=generator).to(device)  # (B,)
-        eps = torch.randn(z0.shape, generator=generator).to(device)  # (B, D, s, s)
+        batch = len(index)
+        t = torch.randint(0, len(abar), (batch,), generator=generator)  # (B,)
+        eps = torch.randn((batch, *z_all.shape[1:]), generator=generator)  # (B, D, s, s)
         condition = draw_condition(present_all[index], dc.keep_probability, generator)  # (B, C)
         null = drop_condition(batch, dc.p_uncond, generator) | (condition.sum(1) == 0)  # (B,)
+        index, t, eps, condition, null = (ddp.shard(x) for x in (index, t, eps, condition, null))
+        z0, t, eps = z_all[index], t.to(device), eps.to(device)  # (b, D, s, s), (b,), (b, D, s, s)
         z_t = q_sample(z0, eps, abar[t])  # Eq. 1 on the joint latents
         target = eps if dc.prediction == "epsilon" else v_target(z0, eps, abar[t])  # Eq. 5 (or v)
-        loss = F.mse_loss(model(z_t, t, condition.to(device), null.to(device)), target)
-        if not math.isfinite(loss.item()):
+        with autocast(device, dc.precision):
+            prediction = net(z_t, t, condition.to(device), null.to(device))
+        loss = F.mse_loss(prediction.float(), target)
+        loss_value = ddp.mean(loss.detach()).item()  # the global batch's loss, the same on every rank
+        if not math.isfinite(loss_value):
             raise FloatingPointError(
-                f"diffusion, step {step}: loss {loss.item()}; last good checkpoint: {last_path}"
+                f"diffusion, step {step}: loss {loss_value}; last good checkpoint: {last_path}"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -201,9 +237,9 @@ def train_diffusion(
         )
         optimizer.step()
         update_ema(ema, model, min(dc.ema_decay, (1 + step) / (10 + step)))  # short warm-up of the average
-        recent = [*recent[-99:], loss.item()]
+        recent = [*recent[-99:], loss_value]
         if step % 10 == 0 or step + 1 == dc.steps:
-            log.log(step, {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm})
+            log.log(step, {"loss": loss_value, "lr": lr, "grad_norm": grad_norm})
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         bar.update(1)
         if (step + 1) % dc.checkpoint_every == 0 or step + 1 == stop:
@@ -216,6 +252,17 @@ def train_diffusion(
         logger.info("diffusion: stopped at step %d of %d; continue with --resume", stop, dc.steps)
         return {"stopped_at": stop, "steps": dc.steps}
     image_channels = latents["image"].shape[1]
+    metrics = {
+        "steps": dc.steps,
+        "train_seconds": round(seconds, 1),
+        "final_loss": sum(recent) / len(recent) if recent else None,
+        "num_frames": num_frames,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "latent_shape": [num_channels, latent_size, latent_size],
+        "processes": ddp.world_size,
+    }
+    if not ddp.is_main:
+        return metrics
     save_checkpoint(
         out / MODEL_FILE,
         {
@@ -229,14 +276,6 @@ def train_diffusion(
             "autoencoders": runs,
         },
     )
-    metrics = {
-        "steps": dc.steps,
-        "train_seconds": round(seconds, 1),
-        "final_loss": sum(recent) / len(recent) if recent else None,
-        "num_frames": num_frames,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "latent_shape": [num_channels, latent_size, latent_size],
-    }
     atomic_write_json(out / "metrics.json", metrics)
     logger.info(
         "diffusion: %d steps, loss %s, model in %s", dc.steps, metrics["final_loss"], out / MODEL_FILE

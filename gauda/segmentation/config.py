@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gauda.config import check
+from gauda.device import PRECISIONS
 
 ModelName = Literal["ensemble", "phiseg"]
 MODEL_NAMES: tuple[str, ...] = ("ensemble", "phiseg")
@@ -43,6 +44,7 @@ class SegmentationConfig:
     seed: int = 0
     num_workers: int = 0  # data-loading processes; 0 loads in the training process
     device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:N or mps
+    precision: str = "fp32"  # fp32, or bf16: mixed precision (autocast) for the forward passes
 
     def __post_init__(self) -> None:
         check(self.model in MODEL_NAMES, "model", "one of " + ", ".join(MODEL_NAMES), self.model)
@@ -68,6 +70,7 @@ class SegmentationConfig:
         check(self.test_num_samples >= 2, "test_num_samples", "an integer >= 2", self.test_num_samples)
         check(self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1", self.eval_batch_size)
         check(self.num_workers >= 0, "num_workers", "an integer >= 0", self.num_workers)
+        check(self.precision in PRECISIONS, "precision", "fp32 or bf16", self.precision)
         check(
             re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
             "device",

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from gauda.config import ConfigError
-from gauda.device import resolve_device
+from gauda.device import autocast, resolve_device
+from gauda.distributed import setup_distributed
 from gauda.evaluation.segmentation_metrics import SegmentationTable
 from gauda.io import atomic_write_text
 from gauda.runlog import MetricsLog
@@ -121,6 +122,19 @@ def collate_members(samples: list[dict[str, Any]], num_members: int) -> Batch:
     }
 
 
+class _TrainingLoss(torch.nn.Module):
+    """The segmenter's training loss as a forward pass, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, segmenter: torch.nn.Module) -> None:
+        super().__init__()
+        self.segmenter = segmenter
+
+    def forward(
+        self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.segmenter.training_loss(images, masks, generator)
+
+
 def _metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -151,6 +165,9 @@ class SegmentationTrainer:
             to ``config.yaml`` and stored in every checkpoint.
         hooks: training schemes, called in order.
         progress: show progress bars.
+
+    Under ``torchrun`` each process trains on its share of every member's batch (``gauda.distributed``);
+    rank 0 validates, tells the others the results, and writes every file.
     """
 
     def __init__(
@@ -170,10 +187,12 @@ class SegmentationTrainer:
         self.run_dir = Path(run_dir)
         self.full_config = dict(full_config)
         self.hooks = list(hooks)
-        self.progress = progress
-        self.device = resolve_device(config.device)
+        self.ddp, self.device = setup_distributed(resolve_device(config.device))
+        self.ddp.check_divides(config.batch_size, "segmentation.batch_size")
+        self.progress = progress and self.ddp.is_main
         self.model = model.to(self.device)
         self.segmenter: BayesianSegmenter = model  # the same object, seen through the interface
+        self.loss = self.ddp.wrap(_TrainingLoss(model))
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         self.sampler = MemberBatchSampler(
             len(train), self.segmenter.num_members, config.batch_size, config.seed
@@ -197,8 +216,11 @@ class SegmentationTrainer:
         else:
             seed_everything(self.config.seed)
         # written once the configuration is known to fit the run (a refused resume leaves it alone)
-        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.full_config, sort_keys=False))
-        log = self.metrics_log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
+        if self.ddp.is_main:
+            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.full_config, sort_keys=False))
+        log = self.metrics_log = MetricsLog(
+            self.run_dir, resume_step=self.step if resume else None, enabled=self.ddp.is_main
+        )
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not self.progress)
         try:
             for hook in self.hooks:
@@ -233,21 +255,34 @@ class SegmentationTrainer:
         self.model.train()
         images = batch["image"].to(self.device)  # (M, B, 3, H, W)
         masks = batch["mask"].to(self.device)  # (M, B, H, W)
-        loss, logs = self.segmenter.training_loss(images, masks, self.generator)
-        if not torch.isfinite(loss):
+        with autocast(self.device, self.config.precision):
+            loss, logs = self.loss(images, masks, self.generator)
+        value = float(self.ddp.mean(loss.detach().float()))  # the global batch's, the same on every rank
+        if not math.isfinite(value):
             raise FloatingPointError(
-                f"training loss {float(loss)} at step {self.step + 1}; lower segmentation.learning_rate"
+                f"segmentation, step {self.step + 1}: training loss {value}; lower "
+                f"segmentation.learning_rate (last good checkpoint: {self.run_dir / 'last.safetensors'})"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": float(loss.detach()), **logs}
+        if self.ddp.active:
+            logs = {k: float(self.ddp.mean(torch.tensor(float(v)))) for k, v in logs.items()}
+        return {"loss": value, **logs}
+
+    def _shard(self, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """This process's share of each member's batch (keys come member after member)."""
+        if not self.ddp.active:
+            return keys
+        per_member = len(keys) // self.segmenter.num_members
+        members = [keys[m * per_member : (m + 1) * per_member] for m in range(self.segmenter.num_members)]
+        return [key for member in members for key in self.ddp.shard(member)]
 
     def _batches(self):
         """Batches from the current step on, drawn by the sampler with its current weights."""
         loader = DataLoader(
             _KeyedFrames(self.train),
-            batch_sampler=self.sampler.steps(self.step, self.config.steps),
+            batch_sampler=(self._shard(keys) for keys in self.sampler.steps(self.step, self.config.steps)),
             num_workers=self.config.num_workers,
             collate_fn=functools.partial(collate_members, num_members=self.segmenter.num_members),
             generator=torch.Generator().manual_seed(self.config.seed),  # leave the global stream alone
@@ -255,7 +290,7 @@ class SegmentationTrainer:
         return iter(loader)
 
     def _validation_point(self, log: MetricsLog) -> None:
-        results = self.validate()
+        results = self.ddp.broadcast(self.validate() if self.ddp.is_main else None)
         self.last_validation = results
         table = results.table
         values = {
@@ -273,8 +308,10 @@ class SegmentationTrainer:
         score = table.label_mean_iou
         if not math.isnan(score) and (self.best_score is None or score > self.best_score):
             self.best_score, self.best_step = score, self.step
-            self.save(self.run_dir / "best.safetensors")
-        self.save(self.run_dir / "last.safetensors")
+            if self.ddp.is_main:
+                self.save(self.run_dir / "best.safetensors")
+        if self.ddp.is_main:
+            self.save(self.run_dir / "last.safetensors")
 
     def validate(self) -> ValidationResults:
         """Mean IoU and Eq. 8's class-wise uncertainty on the validation split."""

@@ -1,0 +1,54 @@
+"""One run per folder: a training command holds an exclusive lock on its output folder while it writes.
+
+The lock is ``fcntl.flock`` on ``OUT/.gauda.lock``: the kernel releases it when the process ends, however
+it ends (a killed run leaves no stale lock to clean up). A second command pointed at the same folder
+stops at once with an error naming the folder and the process that holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gauda.config import ConfigError
+
+LOCK_FILE = ".gauda.lock"
+
+
+class FolderLockedError(ConfigError):
+    """Another process is writing to the folder."""
+
+
+@contextmanager
+def folder_lock(folder: str | Path, enabled: bool = True) -> Iterator[None]:
+    """Hold the lock of ``folder`` (created if missing) for the body; ``enabled=False`` does nothing
+    (the other ranks of a ``torchrun`` job, whose rank 0 holds it)."""
+    if not enabled:
+        yield
+        return
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = (folder / LOCK_FILE).open("a+")
+    except PermissionError:
+        raise ConfigError(f"--out {folder}: not writable; expected a folder this user may write to") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderLockedError(
+                f"--out {folder}: another gauda run (process {holder}) is writing there; "
+                "wait for it to finish or choose another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock

@@ -1,0 +1,107 @@
+"""Two processes with the gloo backend on the CPU train what one process trains with the same global batch.
+
+Each test launches ``torchrun --nproc-per-node 2 -m gauda train ...`` and the one-process command, and
+compares what they end with: the gradients' running averages, and the trained models' outputs on the
+same inputs, equal up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_runs import run_gauda, set_args, tiny_overrides
+
+from gauda.autoencoders.runs import load_autoencoder
+from gauda.checkpoint import load_checkpoint
+from gauda.diffusion.trainer import load_diffusion
+from gauda.segmentation.evaluate import load_segmenter
+
+pytestmark = pytest.mark.slow
+
+
+def assert_same_moments(one: Path, two: Path) -> None:
+    """Adam's first moments (averages of the gradients) of two runs' last checkpoints agree: the two
+    processes computed the global batch's gradients. (Raw weights may not: a bias followed by a
+    normalisation has a gradient of ~0, which Adam turns into steps of either sign of the full size.)"""
+    first, second = (load_checkpoint(run / "last.safetensors")["optimizer"]["state"] for run in (one, two))
+    assert first.keys() == second.keys()
+    for key in first:
+        a, b = first[key]["exp_avg"], second[key]["exp_avg"]
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-3), f"parameter {key}: {(a - b).abs().max():.3g}"
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-3), f"largest difference {(a - b).abs().max():.3g}"
+
+
+def train_both(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
+    """Run ``gauda ARGS --out DIR`` in one process and in two; returns the two run folders."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_gauda([*args, "--out", str(one)])
+    run_gauda([*args, "--out", str(two)], processes=2)
+    return one, two
+
+
+def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp_path) -> None:
+    overrides = [*tiny_overrides(tiny_generator.cache, steps=5), "diffusion.batch_size=4"]
+    args = ["train", "diffusion", "--image-autoencoder", str(tiny_generator.image_autoencoder),
+            "--mask-autoencoder", str(tiny_generator.mask_autoencoder), *set_args(overrides)]  # fmt: skip
+    one, two = train_both(args, tmp_path)
+    assert json.loads((two / "metrics.json").read_text())["processes"] == 2
+    assert_same_moments(one, two)
+    (first, info), (second, _) = load_diffusion(one), load_diffusion(two)  # the EMA denoisers
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(4, first.in_channels, first.latent_size, first.latent_size, generator=generator)
+    t, classes = torch.tensor([0, 10, 500, 999]), torch.eye(len(info["class_names"]))[:4]
+    with torch.no_grad():
+        assert_close(first(z, t, classes), second(z, t, classes))
+
+
+def test_two_processes_train_the_segmentation_ensemble_as_one_does(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    overrides = [*tiny_overrides(cache), "segmentation.steps=4"]
+    one, two = train_both(["train", "segmenter", *set_args(overrides)], tmp_path)
+    assert load_checkpoint(two / "last.safetensors")["step"] == 4
+    assert_same_moments(one, two)
+    (first, state), (second, _) = (
+        load_segmenter(run / "last.safetensors", torch.device("cpu")) for run in (one, two)
+    )
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert_close(first.sample_posterior(images), second.sample_posterior(images))
+    other = load_checkpoint(two / "last.safetensors")
+    assert state["best_score"] == pytest.approx(other["best_score"], abs=1e-4)  # rank 0 validated
+
+
+def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    # dead-code restarts every 2 steps: they see the codebook usage and encoder outputs of both shares
+    overrides = [*tiny_overrides(cache), "image_autoencoder.steps=4", "image_autoencoder.dead_code_every=2"]
+    one, two = train_both(["train", "autoencoder", "--modality", "image", *set_args(overrides)], tmp_path)
+    assert_same_moments(one, two)
+    (first, _), (second, _) = load_autoencoder(one), load_autoencoder(two)
+    assert_close(first.quantizer.codebook, second.quantizer.codebook)  # the same dead codes restarted
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert_close(first.encode(images), second.encode(images))
+        assert_close(first(images)[0], second(images)[0])
+
+
+def test_the_adversarial_mask_autoencoder_and_gauda_train_on_two_processes(tiny_generator, tmp_path) -> None:
+    """Paths whose two-process result differs from one process by design (the discriminator's
+    batch-norm statistics, each process's own generated pairs): they run, and rank 0 writes the run."""
+    overrides = [*tiny_overrides(tiny_generator.cache), "mask_autoencoder.steps=3",
+                 "mask_autoencoder.adversarial_start=1"]  # fmt: skip
+    mask = tmp_path / "mask"
+    run_gauda(["train", "autoencoder", "--modality", "mask", "--out", str(mask), *set_args(overrides)], 2)
+    assert json.loads((mask / "metrics.json").read_text())["steps"] == 3
+    gauda = tmp_path / "gauda"
+    scheme = ["scheme.generation_batch_size=2", "scheme.num_pairs=4", "scheme.replace_fraction=0.5"]
+    overrides = set_args([*tiny_overrides(tiny_generator.cache), *scheme])
+    run_gauda(["train", "segmenter", "--scheme", "gauda", "--generator", str(tiny_generator.diffusion),
+               "--out", str(gauda), *overrides], processes=2)  # fmt: skip
+    choices = json.loads((gauda / "gauda_choices.json").read_text())["choices"]
+    assert [c["step"] for c in choices] == [2, 4]
+    assert load_checkpoint(gauda / "last.safetensors")["step"] == 4

@@ -2,12 +2,15 @@
 
 The lock is ``fcntl.flock`` on ``OUT/.gauda.lock``: the kernel releases it when the process ends, however
 it ends (a killed run leaves no stale lock to clean up). A second command pointed at the same folder
-stops at once with an error naming the folder and the process that holds it.
+stops at once with an error naming the folder and the process that holds it. Whoever takes the lock
+removes the temporary files a killed writer left there (``gauda.io.atomic_path``'s ``.NAME.*.tmp``):
+with the lock held, nobody else can be writing them.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from pathlib import Path
 from gauda.config import ConfigError
 
 LOCK_FILE = ".gauda.lock"
+logger = logging.getLogger(__name__)
 
 
 class FolderLockedError(ConfigError):
@@ -49,6 +53,9 @@ def folder_lock(folder: str | Path, enabled: bool = True) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        for stale in folder.glob(".*.tmp"):
+            logger.info("removing %s, left by a run that was killed while writing", stale)
+            stale.unlink(missing_ok=True)
         yield
     finally:
         handle.close()  # closing releases the lock

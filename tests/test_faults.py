@@ -67,6 +67,7 @@ def kill_and_resume(args: list[str], resume: list[str], tmp_path: Path, steps: i
     left = kill_after([*args, "--out", str(killed)], killed / "last.safetensors", target)
     assert left < steps, "the run ended before the kill; make it longer"
     run_gauda([*resume, "--out", str(killed)])
+    assert not list(killed.glob(".*.tmp")), "a temporary file of the killed run was left behind"
     return full, killed
 
 
@@ -259,6 +260,14 @@ def test_two_runs_in_one_folder_do_not_interleave(tmp_path) -> None:
             pass
     with folder_lock(run):  # released when the holder ends
         pass
+
+
+def test_taking_a_lock_removes_what_a_killed_writer_left(tmp_path) -> None:
+    stale, kept = tmp_path / ".last.safetensors.x1y2.tmp", tmp_path / "last.safetensors"
+    stale.write_bytes(b"half")
+    kept.write_bytes(b"whole")
+    with folder_lock(tmp_path):
+        assert not stale.exists() and kept.read_bytes() == b"whole"
 
 
 def _without_root_file_powers() -> None:

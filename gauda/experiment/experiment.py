@@ -24,6 +24,7 @@ from gauda.experiment.report import (
 from gauda.experiment.runner import RunSpec, run_grid
 from gauda.io import atomic_write_json, atomic_write_text
 from gauda.presets import GaudaConfig
+from gauda.runlock import folder_lock
 
 logger = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.json"
@@ -39,6 +40,13 @@ def run_experiment(
     """Train and evaluate every run (reusing finished ones), then write the table, the statistics and
     the curves; returns what ``experiment.json`` holds."""
     out = Path(out)
+    with folder_lock(out):  # one experiment at a time in a folder
+        return _run(base, runs, out, generator, progress)
+
+
+def _run(
+    base: GaudaConfig, runs: Sequence[RunSpec], out: Path, generator: str | None, progress: bool
+) -> dict[str, Any]:
     results = run_grid(base, runs, out, generator, progress)
     class_names = list(next(iter(results.values()))["per_class"])
     table = result_table(runs, results, class_names)

@@ -35,6 +35,7 @@ from gauda.io import atomic_write_json, atomic_write_text
 from gauda.pipeline import stages
 from gauda.pipeline.budget import scale_training
 from gauda.presets import GaudaConfig
+from gauda.runlock import folder_lock
 
 logger = logging.getLogger(__name__)
 STAGE_FILE = "stage.json"
@@ -233,7 +234,19 @@ def run_pipeline(
         raise ConfigError(f"--force {', '.join(unknown)}: expected stage names among {', '.join(names)}")
     console = console or Console(stderr=True)
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # one demo at a time in a folder
+        return _run_stages(all_stages, config, out, force, progress, console, write_report)
+
+
+def _run_stages(
+    all_stages: list[Stage],
+    config: GaudaConfig,
+    out: Path,
+    force: Sequence[str],
+    progress: bool,
+    console: Console,
+    write_report: Callable[[Path, dict[str, Any]], Path] | None,
+) -> dict[str, Any]:
     save(config, out / "config.yaml")  # as given; the stages run the budget-scaled configuration
     config = scale_training(config)
 

@@ -109,18 +109,10 @@ class Distributed:
         if self.active:
             dist.barrier()
 
-    def agree(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any rank (so that all stop together)."""
-        if not self.active:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(value)
-        return bool(value.item() > 0)
 
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper (the module itself otherwise)."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+def is_main_process() -> bool:
+    """True outside ``torchrun`` and on its rank 0 (what prints a command's result)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def setup_distributed(device: torch.device) -> tuple[Distributed, torch.device]:

@@ -16,10 +16,24 @@ from tiny_runs import run_gauda, set_args, tiny_overrides
 
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.checkpoint import load_checkpoint
+from gauda.config import ConfigError
 from gauda.diffusion.trainer import load_diffusion
+from gauda.distributed import Distributed
 from gauda.segmentation.evaluate import load_segmenter
 
-pytestmark = pytest.mark.slow
+
+def test_each_rank_takes_a_contiguous_equal_share_of_the_global_batch() -> None:
+    shares = [Distributed(rank, 3).shard(list(range(6))) for rank in range(3)]
+    assert shares == [[0, 1], [2, 3], [4, 5]]
+    assert torch.equal(
+        Distributed(1, 2).shard(torch.arange(8).view(2, 4), dim=1), torch.tensor([[2, 3], [6, 7]])
+    )
+    assert Distributed().shard([1, 2, 3]) == [1, 2, 3]  # one process: the whole batch
+
+
+def test_a_batch_that_does_not_split_evenly_names_the_option() -> None:
+    with pytest.raises(ConfigError, match=r"diffusion\.batch_size 6: expected a multiple of the 4 processes"):
+        Distributed(0, 4).check_divides(6, "diffusion.batch_size")
 
 
 def assert_same_moments(one: Path, two: Path) -> None:
@@ -45,6 +59,7 @@ def train_both(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
     return one, two
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp_path) -> None:
     overrides = [*tiny_overrides(tiny_generator.cache, steps=5), "diffusion.batch_size=4"]
     args = ["train", "diffusion", "--image-autoencoder", str(tiny_generator.image_autoencoder),
@@ -60,6 +75,7 @@ def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp
         assert_close(first(z, t, classes), second(z, t, classes))
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_segmentation_ensemble_as_one_does(tmp_path) -> None:
     cache = tmp_path / "cache"
     overrides = [*tiny_overrides(cache), "segmentation.steps=4"]
@@ -75,6 +91,7 @@ def test_two_processes_train_the_segmentation_ensemble_as_one_does(tmp_path) -> 
     assert state["best_score"] == pytest.approx(other["best_score"], abs=1e-4)  # rank 0 validated
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None:
     cache = tmp_path / "cache"
     # dead-code restarts every 2 steps: they see the codebook usage and encoder outputs of both shares
@@ -89,6 +106,7 @@ def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None
         assert_close(first(images)[0], second(images)[0])
 
 
+@pytest.mark.slow
 def test_the_adversarial_mask_autoencoder_and_gauda_train_on_two_processes(tiny_generator, tmp_path) -> None:
     """Paths whose two-process result differs from one process by design (the discriminator's
     batch-norm statistics, each process's own generated pairs): they run, and rank 0 writes the run."""

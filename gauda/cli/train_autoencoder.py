@@ -12,6 +12,7 @@ from gauda.autoencoders.trainer import train_autoencoder
 from gauda.cli.data import Dataset, Root, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
 from gauda.config import ConfigError
+from gauda.distributed import is_main_process
 
 
 def autoencoder(
@@ -48,4 +49,5 @@ def autoencoder(
         print_dry_run(config)
         return
     metrics = train_autoencoder(config, modality, out, resume=resume)  # type: ignore[arg-type]
-    typer.echo(json.dumps(metrics, indent=2))
+    if is_main_process():  # once, not once per torchrun process
+        typer.echo(json.dumps(metrics, indent=2))

@@ -12,6 +12,7 @@ from gauda.cli.data import Dataset, Root, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
 from gauda.config import ConfigError
 from gauda.diffusion.trainer import train_diffusion
+from gauda.distributed import is_main_process
 
 
 def diffusion(
@@ -56,4 +57,5 @@ def diffusion(
         print_dry_run(config)
         return
     metrics = train_diffusion(config, out, image_autoencoder, mask_autoencoder, resume=resume)
-    typer.echo(json.dumps(metrics, indent=2))
+    if is_main_process():  # once, not once per torchrun process
+        typer.echo(json.dumps(metrics, indent=2))

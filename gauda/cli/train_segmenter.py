@@ -14,6 +14,7 @@ from gauda.augmentation.training import check_image_size, check_scheme, train_se
 from gauda.cli.data import Dataset, Root, Setting, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
 from gauda.config import ConfigError
+from gauda.distributed import is_main_process
 from gauda.segmentation.config import MODEL_NAMES
 
 
@@ -99,4 +100,5 @@ def segmenter(
         print_dry_run(config)
         return
     summary = train_segmenter(config, out, resume=resume)
-    typer.echo(json.dumps(summary, indent=2))
+    if is_main_process():  # once, not once per torchrun process
+        typer.echo(json.dumps(summary, indent=2))

@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -29,6 +30,7 @@ from gauda.config import ConfigError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+WAIT_LIMIT = timedelta(hours=2)  # how long a rank waits for the others at a collective call
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ def setup_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # long: the other ranks wait while rank 0 encodes the latent cache or validates (minutes at the
+        # paper's sizes, beyond NCCL's default of 10)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=WAIT_LIMIT)
         logger.info("rank %d of %d on %s", rank, world_size, device)
     return Distributed(rank, world_size, local_rank), device
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from gauda.io import atomic_path
 
@@ -74,9 +74,10 @@ def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (CPU), in name order."""
-    digest = hashlib.sha256()
+def tensors_digest(tensors: dict[str, torch.Tensor], structure: str = "") -> str:
+    """SHA-256 over ``structure`` (the JSON of everything else) and the names, dtypes, shapes and bytes
+    of ``tensors``, in name order."""
+    digest = hashlib.sha256(structure.encode())
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
@@ -88,7 +89,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts/lists/tuples of tensors and JSON values) atomically to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
     structure = _split(state, "state", tensors)
-    metadata = {"format": _FORMAT, "structure": json.dumps(structure), "sha256": tensors_digest(tensors)}
+    text = json.dumps(structure)
+    metadata = {"format": _FORMAT, "structure": text, "sha256": tensors_digest(tensors, text)}
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
@@ -106,10 +108,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        # one open for metadata and tensors: a checkpoint renamed over this one meanwhile (a run saving
+        # while another process reads) cannot pair one file's metadata with the other's tensors
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or corrupted"
         ) from None
@@ -117,8 +121,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(
             f"{path}: safetensors file without gauda's metadata; expected a gauda checkpoint"
         )
-    if "sha256" in metadata and tensors_digest(tensors) != metadata["sha256"]:  # older files have none
-        raise CheckpointError(f"{path}: its tensors do not match the checksum it was saved with; corrupted")
+    digest = metadata.get("sha256")  # older files have none
+    if digest is not None and tensors_digest(tensors, metadata.get("structure", "")) != digest:
+        raise CheckpointError(f"{path}: its contents do not match the checksum it was saved with; corrupted")
     if torch.device(device).type != "cpu":
         tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
     return _join(json.loads(metadata["structure"]), tensors)
@@ -141,9 +146,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # a checkpoint loaded onto a GPU brings them there
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def seed_everything(seed: int) -> None:

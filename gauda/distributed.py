@@ -133,7 +133,9 @@ def setup_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     if not dist.is_initialized():
         # long: the other ranks wait while rank 0 encodes the latent cache or validates (minutes at the
         # paper's sizes, beyond NCCL's default of 10)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=WAIT_LIMIT)
+        # GPUs: NCCL for CUDA tensors, gloo for the few CPU ones (logged values, broadcast objects)
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=WAIT_LIMIT)
         logger.info("rank %d of %d on %s", rank, world_size, device)
     return Distributed(rank, world_size, local_rank), device
 

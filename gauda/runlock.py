@@ -37,8 +37,10 @@ def folder_lock(folder: str | Path, enabled: bool = True) -> Iterator[None]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = (folder / LOCK_FILE).open("a+")
-    except PermissionError:
-        raise ConfigError(f"--out {folder}: not writable; expected a folder this user may write to") from None
+    except OSError as error:  # permissions, a read-only file system, a full disk
+        raise ConfigError(
+            f"--out {folder}: not writable ({error.strerror}); expected a folder this user may write to"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

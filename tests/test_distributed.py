@@ -51,11 +51,14 @@ def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
     assert torch.allclose(a, b, atol=1e-4, rtol=1e-3), f"largest difference {(a - b).abs().max():.3g}"
 
 
-def train_both(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
-    """Run ``gauda ARGS --out DIR`` in one process and in two; returns the two run folders."""
+def train_both(args: list[str], tmp_path: Path, share: str) -> tuple[Path, Path]:
+    """Run ``gauda ARGS --out DIR`` in one process and in two, checking that each of the two trained on
+    its ``share`` ("2 of the 4 pairs") of every batch; returns the two run folders."""
     one, two = tmp_path / "one", tmp_path / "two"
     run_gauda([*args, "--out", str(one)])
-    run_gauda([*args, "--out", str(two)], processes=2)
+    log = " ".join(run_gauda([*args, "--out", str(two)], processes=2).stderr.split())
+    for rank in (0, 1):
+        assert f"rank {rank} of 2: {share} of every" in log, log[-3000:]
     return one, two
 
 
@@ -64,7 +67,7 @@ def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp
     overrides = [*tiny_overrides(tiny_generator.cache, steps=5), "diffusion.batch_size=4"]
     args = ["train", "diffusion", "--image-autoencoder", str(tiny_generator.image_autoencoder),
             "--mask-autoencoder", str(tiny_generator.mask_autoencoder), *set_args(overrides)]  # fmt: skip
-    one, two = train_both(args, tmp_path)
+    one, two = train_both(args, tmp_path, "2 of the 4 pairs")
     assert json.loads((two / "metrics.json").read_text())["processes"] == 2
     assert_same_moments(one, two)
     (first, info), (second, _) = load_diffusion(one), load_diffusion(two)  # the EMA denoisers
@@ -79,7 +82,7 @@ def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp
 def test_two_processes_train_the_segmentation_ensemble_as_one_does(tmp_path) -> None:
     cache = tmp_path / "cache"
     overrides = [*tiny_overrides(cache), "segmentation.steps=4"]
-    one, two = train_both(["train", "segmenter", *set_args(overrides)], tmp_path)
+    one, two = train_both(["train", "segmenter", *set_args(overrides)], tmp_path, "1 of the 2 frames")
     assert load_checkpoint(two / "last.safetensors")["step"] == 4
     assert_same_moments(one, two)
     (first, state), (second, _) = (
@@ -96,7 +99,8 @@ def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None
     cache = tmp_path / "cache"
     # dead-code restarts every 2 steps: they see the codebook usage and encoder outputs of both shares
     overrides = [*tiny_overrides(cache), "image_autoencoder.steps=4", "image_autoencoder.dead_code_every=2"]
-    one, two = train_both(["train", "autoencoder", "--modality", "image", *set_args(overrides)], tmp_path)
+    args = ["train", "autoencoder", "--modality", "image", *set_args(overrides)]
+    one, two = train_both(args, tmp_path, "1 of the 2 frames")
     assert_same_moments(one, two)
     (first, _), (second, _) = load_autoencoder(one), load_autoencoder(two)
     assert_close(first.quantizer.codebook, second.quantizer.codebook)  # the same dead codes restarted

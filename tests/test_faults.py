@@ -206,7 +206,7 @@ def test_a_corrupted_checkpoint_is_refused_by_its_checksum(tmp_path) -> None:
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF  # one flipped byte inside the tensor data: still a valid safetensors file
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match=r"c\.safetensors: its tensors do not match the checksum"):
+    with pytest.raises(CheckpointError, match=r"c\.safetensors: its contents do not match the checksum"):
         load_checkpoint(path)
 
 
@@ -295,7 +295,7 @@ def test_a_read_only_output_folder_is_a_clear_error_and_keeps_its_files(tmp_path
             preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None,
         )
         assert done.returncode == 2, done.stderr[-2000:]
-        assert "not writable; expected a folder this user may write to" in done.stderr
+        assert "not writable (Permission denied); expected a folder this user may write to" in done.stderr
         assert sorted(p.name for p in kept.parent.iterdir()) == ["metrics.json"]
         assert kept.read_text() == "{}"
     finally:

@@ -224,7 +224,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
             images, masks = self.producer.chunk(stream.chunks_read)
             stream.offered += len(images)
             if self.config.curation_threshold > 0:
-                images, masks = self._curate(images, masks, stream.chunks_read)
+                chunk = self.rank + stream.chunks_read * self.world_size  # its place in the request
+                images, masks = self._curate(images, masks, chunk)
             stream.images += list(images)
             stream.masks += list(masks)
             stream.chunks_read += 1

@@ -179,7 +179,9 @@ def _train(
     )
     # the usage counts of the codebook stay per process (summed at each dead-code check)
     net = ddp.wrap(_Reconstruct(model), broadcast_buffers=False)
-    disc_net = ddp.wrap(discriminator)
+    # batch-norm statistics stay per process (rank 0's are saved); broadcasting them between the two
+    # forward passes of a step is what some torch versions refuse
+    disc_net = ddp.wrap(discriminator, broadcast_buffers=False)
     log = MetricsLog(out, resume_step=start if resume else None, enabled=ddp.is_main)
 
     def checkpoint(step: int) -> None:
@@ -209,6 +211,9 @@ def _train(
         for group in disc_optimizer.param_groups:
             group["lr"] = ae.discriminator_learning_rate * decay
         x = model_input(batch, modality, num_classes, device)  # (B, 3 or C, H, W)
+        if step == start and ddp.active:
+            logger.info("rank %d of %d: %d of the %d frames of every batch", ddp.rank, ddp.world_size, len(x),
+                        ae.batch_size)  # fmt: skip
         with autocast(device, ae.precision):
             output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
         output, vq = output.float(), {k: v.float() for k, v in vq.items()}

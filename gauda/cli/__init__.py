@@ -48,8 +48,10 @@ def main() -> None:
         app()
     except (ConfigError, DataError, CheckpointError) as error:
         _fail(str(error))
-    except PermissionError as error:  # a read-only output folder, say
-        _fail(f"{error.filename}: permission denied; expected a file or folder this user may write")
+    except OSError as error:  # a read-only folder, a full disk, while writing a result
+        if error.filename is None:
+            raise
+        _fail(f"{error.filename}: {error.strerror}")
     finally:
         teardown_distributed()
 

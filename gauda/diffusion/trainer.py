@@ -218,6 +218,10 @@ def _train(
         null = drop_condition(batch, dc.p_uncond, generator) | (condition.sum(1) == 0)  # (B,)
         index, t, eps, condition, null = (ddp.shard(x) for x in (index, t, eps, condition, null))
         z0, t, eps = z_all[index], t.to(device), eps.to(device)  # (b, D, s, s), (b,), (b, D, s, s)
+        if step == start and ddp.active:
+            logger.info(
+                "rank %d of %d: %d of the %d pairs of every batch", ddp.rank, ddp.world_size, len(z0), batch
+            )
         z_t = q_sample(z0, eps, abar[t])  # Eq. 1 on the joint latents
         target = eps if dc.prediction == "epsilon" else v_target(z0, eps, abar[t])  # Eq. 5 (or v)
         with autocast(device, dc.precision):

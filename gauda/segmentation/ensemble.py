@@ -81,7 +81,13 @@ class UNetEnsemble(nn.Module):
             return functional_call(structure, params, (x,))
 
         in_dims = (0, 0 if images.dim() == 5 else None)
-        return vmap(member_logits, in_dims=in_dims, randomness="error")(self.stacked_parameters(), images)
+        params = self.stacked_parameters()
+        device = images.device.type
+        if torch.is_autocast_enabled(device):  # autocast does not reach inside vmap: cast by hand
+            dtype = torch.get_autocast_dtype(device)  # the float32 weights stay the ones trained
+            params, images = {k: v.to(dtype) for k, v in params.items()}, images.to(dtype)
+            return vmap(member_logits, in_dims=in_dims, randomness="error")(params, images).float()
+        return vmap(member_logits, in_dims=in_dims, randomness="error")(params, images)
 
     def training_loss(
         self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None

@@ -197,12 +197,16 @@ class SegmentationTrainer:
         self.sampler = MemberBatchSampler(
             len(train), self.segmenter.num_members, config.batch_size, config.seed
         )
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)  # the model's draws
+        # the model's draws (PHiSeg's latents); each process its own stream for its share of the batch
+        self.generator = torch.Generator(device=self.device).manual_seed(
+            config.seed + 1_000_003 * self.ddp.rank
+        )
         self.step = 0  # completed optimisation steps
         self.best_score: float | None = None
         self.best_step: int | None = None
         self.last_validation: ValidationResults | None = None
         self.metrics_log: MetricsLog | None = None  # open while fit runs; hooks may log to it
+        self._share_logged = False
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -255,6 +259,10 @@ class SegmentationTrainer:
         self.model.train()
         images = batch["image"].to(self.device)  # (M, B, 3, H, W)
         masks = batch["mask"].to(self.device)  # (M, B, H, W)
+        if self.ddp.active and not self._share_logged:
+            logger.info("rank %d of %d: %d of the %d frames of every member's batch", self.ddp.rank,
+                        self.ddp.world_size, images.shape[1], self.config.batch_size)  # fmt: skip
+            self._share_logged = True
         with autocast(self.device, self.config.precision):
             loss, logs = self.loss(images, masks, self.generator)
         value = float(self.ddp.mean(loss.detach().float()))  # the global batch's, the same on every rank

@@ -121,7 +121,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(
             f"{path}: safetensors file without gauda's metadata; expected a gauda checkpoint"
         )
-    digest = metadata.get("sha256")  # older files have none
+    # older files have none; what "sha256" covers must never change (a new scheme needs a new key),
+    # or intact files of the old scheme would be refused as corrupted
+    digest = metadata.get("sha256")
     if digest is not None and tensors_digest(tensors, metadata.get("structure", "")) != digest:
         raise CheckpointError(f"{path}: its contents do not match the checksum it was saved with; corrupted")
     if torch.device(device).type != "cpu":

@@ -74,7 +74,7 @@ def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor], structure: str = "") -> str:
+def tensors_digest(tensors: dict[str, torch.Tensor], structure: str) -> str:
     """SHA-256 over ``structure`` (the JSON of everything else) and the names, dtypes, shapes and bytes
     of ``tensors``, in name order."""
     digest = hashlib.sha256(structure.encode())

@@ -85,6 +85,20 @@ class Distributed:
         dist.all_reduce(total)
         return total / self.world_size
 
+    def mean_values(self, values: dict[str, float]) -> dict[str, float]:
+        """Logged values averaged over the ranks, in one collective call (as they are on one process)."""
+        if not self.active:
+            return values
+        names = sorted(values)
+        means = self.mean(torch.tensor([float(values[name]) for name in names], dtype=torch.float64))
+        return dict(zip(names, means.tolist(), strict=True))
+
+    def log_share(self, local: int, total: int, unit: str) -> None:
+        """Log the part of every global batch this rank trains on (under torchrun only)."""
+        if self.active:
+            logger.info("rank %d of %d: %d of the %d %s of every batch", self.rank, self.world_size, local,
+                        total, unit)  # fmt: skip
+
     def sum_(self, value: torch.Tensor) -> torch.Tensor:
         """Sum ``value`` over the ranks, in place."""
         if self.active:

@@ -131,7 +131,7 @@ def _train(
         )
     if resume and not last_path.exists():
         raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
-    ddp.check_divides(ae.batch_size, f"autoencoder.{modality}.batch_size")
+    ddp.check_divides(ae.batch_size, f"{modality}_autoencoder.batch_size")
     if ddp.is_main:
         save(config, out / "config.yaml")
     seed_everything(ae.seed)
@@ -211,9 +211,8 @@ def _train(
         for group in disc_optimizer.param_groups:
             group["lr"] = ae.discriminator_learning_rate * decay
         x = model_input(batch, modality, num_classes, device)  # (B, 3 or C, H, W)
-        if step == start and ddp.active:
-            logger.info("rank %d of %d: %d of the %d frames of every batch", ddp.rank, ddp.world_size, len(x),
-                        ae.batch_size)  # fmt: skip
+        if step == start:
+            ddp.log_share(len(x), ae.batch_size, "frames")
         with autocast(device, ae.precision):
             output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
         output, vq = output.float(), {k: v.float() for k, v in vq.items()}
@@ -264,11 +263,7 @@ def _train(
             values["dead_codes_restarted"] = restarted
         values.update(loss=loss_value, lr=ae.learning_rate * decay)
         if step % 10 == 0 or step + 1 == ae.steps:
-            if ddp.active:  # the mean over the processes of every term
-                names = sorted(values)
-                means = ddp.mean(torch.tensor([float(values[k]) for k in names], dtype=torch.float64))
-                values = dict(zip(names, means.tolist(), strict=True))
-            log.log(step, values)
+            log.log(step, ddp.mean_values(values))  # the mean over the processes of every term
             bar.set_postfix(loss=f"{loss.item():.4f}", rec=f"{reconstruction.item():.4f}")
         bar.update(1)
         if (step + 1) % ae.checkpoint_every == 0 or step + 1 == ae.steps:

@@ -149,13 +149,12 @@ def _train(
         )
     # the frames as they are: a classic augmentation (data.augment) would be frozen into the cache
     train = PairedDataset(splits.train.frames, splits.train.source, splits.train.indices)
-    latents: dict[str, torch.Tensor] = {}
-    for first in (True, False):  # rank 0 writes the cache, then the others read it
-        if ddp.is_main == first:
-            latents = cached_latents(
-                out / LATENTS_FILE, train, image_ae, mask_ae, dc.encode_batch_size, device, progress
-            )
-        ddp.barrier()
+
+    arguments = (out / LATENTS_FILE, train, image_ae, mask_ae, dc.encode_batch_size, device, progress)
+    latents = cached_latents(*arguments) if ddp.is_main else {}
+    ddp.barrier()  # rank 0 has written the cache; the others read it
+    latents = latents or cached_latents(*arguments)
+    del arguments
     z_all = torch.cat([latents["image"], latents["mask"]], dim=1).to(device)  # (N, D, s, s)
     present_all = latents["classes"]  # (N, C)
     num_frames, num_channels, latent_size = z_all.shape[0], z_all.shape[1], z_all.shape[-1]
@@ -218,10 +217,8 @@ def _train(
         null = drop_condition(batch, dc.p_uncond, generator) | (condition.sum(1) == 0)  # (B,)
         index, t, eps, condition, null = (ddp.shard(x) for x in (index, t, eps, condition, null))
         z0, t, eps = z_all[index], t.to(device), eps.to(device)  # (b, D, s, s), (b,), (b, D, s, s)
-        if step == start and ddp.active:
-            logger.info(
-                "rank %d of %d: %d of the %d pairs of every batch", ddp.rank, ddp.world_size, len(z0), batch
-            )
+        if step == start:
+            ddp.log_share(len(z0), batch, "pairs")
         z_t = q_sample(z0, eps, abar[t])  # Eq. 1 on the joint latents
         target = eps if dc.prediction == "epsilon" else v_target(z0, eps, abar[t])  # Eq. 5 (or v)
         with autocast(device, dc.precision):

@@ -259,9 +259,8 @@ class SegmentationTrainer:
         self.model.train()
         images = batch["image"].to(self.device)  # (M, B, 3, H, W)
         masks = batch["mask"].to(self.device)  # (M, B, H, W)
-        if self.ddp.active and not self._share_logged:
-            logger.info("rank %d of %d: %d of the %d frames of every member's batch", self.ddp.rank,
-                        self.ddp.world_size, images.shape[1], self.config.batch_size)  # fmt: skip
+        if not self._share_logged:
+            self.ddp.log_share(images.shape[1], self.config.batch_size, "frames")  # of each member's batch
             self._share_logged = True
         with autocast(self.device, self.config.precision):
             loss, logs = self.loss(images, masks, self.generator)
@@ -274,9 +273,7 @@ class SegmentationTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if self.ddp.active:
-            logs = {k: float(self.ddp.mean(torch.tensor(float(v)))) for k, v in logs.items()}
-        return {"loss": value, **logs}
+        return {"loss": value, **self.ddp.mean_values(logs)}
 
     def _shard(self, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """This process's share of each member's batch (keys come member after member)."""

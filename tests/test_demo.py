@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,11 @@ def demo_args(out: Path, cache: Path, *extra: str) -> list[str]:
     for override in [*tiny_overrides(cache, steps=4), *DEMO]:
         args += ["--set", override]
     return [*args, *extra]
+
+
+def _span(state: dict) -> tuple[float, float]:
+    began = datetime.fromisoformat(state["started"]).timestamp()
+    return began, began + state["seconds"]
 
 
 def stage_states(out: Path) -> dict[str, dict]:
@@ -84,6 +90,16 @@ def test_results_json_has_every_documented_key(demo_run) -> None:
     assert list(results["timings"]) == STAGES and all(s >= 0 for s in results["timings"].values())
     assert len(results["samples"]["classes"]) == len(results["data"]["classes"])
     assert results["reused"] == []
+    # The tiny preset runs two stages at a time (demo.jobs); some did overlap, and every stage waited for
+    # the stages it reads.
+    assert results["jobs"] == 2 and results["wall_seconds"] > 0
+    spans = {name: _span(state) for name, state in stage_states(demo_run).items()}
+    assert any(
+        spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1] for a in STAGES for b in STAGES if a < b
+    )
+    for name, after in [("diffusion", "autoencoder_mask"), ("diffusion", "autoencoder_image"),
+                        ("generator", "segmentation_default"), ("autoencoder_mask", "data")]:  # fmt: skip
+        assert spans[name][0] >= spans[after][1] - 1.0, (name, after)  # "finished" is to the second
     # Stage folders were renamed into place: nothing they or the results record points at a work folder.
     for path in [demo_run / RESULTS_FILE, *demo_run.rglob("*.json"), *demo_run.rglob("*.yaml")]:
         assert ".partial" not in path.read_text(), path
@@ -129,12 +145,13 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path, capsys, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stages, "train_diffusion", interrupted_once)
-    code, _, _ = run_cli(demo_args(out, cache), capsys, monkeypatch)
+    one_process = ("--set", "demo.jobs=1")  # the stages in this process, where the patch applies
+    code, _, _ = run_cli(demo_args(out, cache, *one_process), capsys, monkeypatch)
     assert code == 130  # click's "Aborted!" on a KeyboardInterrupt
     assert (out / ".diffusion.partial" / "last.safetensors").is_file() and not (out / "diffusion").exists()
     assert (out / "autoencoder_image" / STAGE_FILE).is_file()
 
-    code, _, err = run_cli(demo_args(out, cache), capsys, monkeypatch)
+    code, _, err = run_cli(demo_args(out, cache, *one_process), capsys, monkeypatch)
     assert code == 0, err
     assert calls == [False, True]
     states = stage_states(out)

@@ -26,6 +26,9 @@ class DemoConfig:
     # Training steps of the autoencoders, the diffusion model and the segmenters, as a fraction of their
     # slices' steps (``gauda.pipeline.budget``): the demo's time budget, models unchanged.
     training_scale: float = 1.0
+    # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
+    # (``gauda.pipeline.parallel``); 1 runs them one after another in this process.
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         check(
@@ -44,16 +47,23 @@ class DemoConfig:
         check(all(w >= 0 for w in self.guidance_sweep), "guidance_sweep", "numbers >= 0",
               list(self.guidance_sweep))  # fmt: skip
         check(self.toy_seeds >= 1, "toy_seeds", "an integer >= 1", self.toy_seeds)
+        check(self.jobs >= 1, "jobs", "an integer >= 1", self.jobs)
         check(0 < self.training_scale <= 1, "training_scale", "a number in (0, 1]", self.training_scale)
 
 
 # The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.
 _PAPER = DemoConfig(generator_num_samples=1000, guidance_sweep=(2.0, 1.0, 1.5, 3.0, 4.0, 6.0))
-# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, and 27 %
-# of the tiny preset's training steps, so that the whole demo takes about 15 minutes instead of about 50
-# (BENCHMARKS.md; --set demo.training_scale=1 trains every stage as `gauda train ... --preset tiny` does).
+# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, 27 % of
+# the tiny preset's training steps, and two stages at a time with one thread each, so that the whole demo
+# takes about 15 minutes instead of about 50 (BENCHMARKS.md; --set demo.training_scale=1 trains every
+# stage as `gauda train ... --preset tiny` does).
 _TINY = replace(
-    _PAPER, samples_per_class=8, generator_num_samples=90, guidance_sweep=(2.0, 1.0, 4.0), training_scale=0.27
+    _PAPER,
+    samples_per_class=8,
+    generator_num_samples=90,
+    guidance_sweep=(4.0, 1.0, 2.0),
+    training_scale=0.27,
+    jobs=2,
 )
 
 DEMO_PRESETS: dict[str, DemoConfig] = {"tiny": _TINY, "paper": _PAPER}

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from gauda.config import ConfigError, save, to_dict
@@ -34,6 +35,7 @@ from gauda.evaluation.inception import WEIGHTS_ENV
 from gauda.io import atomic_write_json, atomic_write_text
 from gauda.pipeline import stages
 from gauda.pipeline.budget import scale_training
+from gauda.pipeline.parallel import Job, Task, run_jobs
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 
@@ -267,24 +269,25 @@ def _run_stages(
             identities[stage.name], states[stage.name] = state["identity"], state
     estimate = Estimate([stage for stage in all_stages if stage.name in to_run], config)
 
-    results: dict[str, Any] = {}
-    timings: dict[str, float] = {}
     began = time.perf_counter()
+    todo = [stage for stage in all_stages if stage.name in to_run]
+    side_by_side = min(config.demo.jobs, len(todo)) > 1
     for number, stage in enumerate(all_stages, 1):
         banner = f"[bold]{number}/{len(all_stages)} {stage.title}[/]"
-        if stage.name in to_run:
+        if stage.name not in to_run:
+            console.rule(f"{banner} (reused)")
+        elif not side_by_side:
             elapsed, left = _minutes(time.perf_counter() - began), _minutes(estimate.remaining())
             console.rule(f"{banner} ({elapsed} elapsed, ~{left} left)")
-            start = time.perf_counter()
             key = fingerprint(stage, config, identities)
             inputs = {name: out / name for name in stage.inputs}
             states[stage.name] = run_stage(stage, config, out, key, inputs, progress)
             identities[stage.name] = states[stage.name]["identity"]
-            estimate.done(stage, time.perf_counter() - start)
-        else:
-            console.rule(f"{banner} (reused)")
-        results[stage.name] = states[stage.name]["result"]
-        timings[stage.name] = states[stage.name]["seconds"]
+            estimate.done(stage, states[stage.name]["seconds"])
+    if side_by_side:
+        _run_side_by_side(todo, config, out, identities, states, estimate, progress, console)
+    results = {stage.name: states[stage.name]["result"] for stage in all_stages}
+    timings = {stage.name: states[stage.name]["seconds"] for stage in all_stages}
     reused = [stage.name for stage in all_stages if stage.name not in to_run]
 
     document = {
@@ -292,6 +295,8 @@ def _run_stages(
         "timings": timings,
         "reused": reused,
         "total_seconds": round(sum(timings.values()), 2),
+        "wall_seconds": round(time.perf_counter() - began, 2),
+        "jobs": config.demo.jobs,
         "config": to_dict(config),
     }
     atomic_write_json(out / RESULTS_FILE, document)
@@ -300,6 +305,70 @@ def _run_stages(
         console.print(f"report: {path}", highlight=False)
     console.print(f"results: {out / RESULTS_FILE}", highlight=False)
     return document
+
+
+def _run_side_by_side(
+    todo: list[Stage],
+    config: GaudaConfig,
+    out: Path,
+    identities: dict[str, str],
+    states: dict[str, dict[str, Any]],
+    estimate: Estimate,
+    progress: bool,
+    console: Console,
+) -> None:
+    """The stages of ``todo`` on ``demo.jobs`` worker processes (``gauda.pipeline.parallel``), each
+    started once the stages it reads are finished; ``identities`` and ``states`` are filled in."""
+    workers = min(config.demo.jobs, len(todo))
+    threads = max(1, torch.get_num_threads() // workers)
+    by_name = {stage.name: stage for stage in todo}
+    began = time.perf_counter()
+
+    def left() -> str:
+        return _minutes(estimate.remaining() / workers)
+
+    def prepare(name: str) -> Task:
+        stage = by_name[name]
+        key = fingerprint(stage, config, identities)
+        inputs = {other: out / other for other in stage.inputs}
+        return _run_named_stage, (config, name, out, key, inputs, progress)
+
+    def finished(name: str, state: dict[str, Any]) -> None:
+        states[name], identities[name] = state, state["identity"]
+        estimate.done(by_name[name], state["seconds"])
+        elapsed = _minutes(time.perf_counter() - began)
+        console.rule(f"[bold]{by_name[name].title}[/] done in {_minutes(state['seconds'])} "
+                     f"({elapsed} elapsed, ~{left()} left)")  # fmt: skip
+
+    def headline() -> str:
+        done = sum(stage.name in states for stage in todo)
+        return (f"{done}/{len(todo)} stages done, {_minutes(time.perf_counter() - began)} elapsed, "
+                f"~{left()} left")  # fmt: skip
+
+    console.rule(
+        f"[bold]{len(todo)} stages, {workers} at a time with {threads} torch thread(s) each[/] "
+        f"(~{left()} left)"
+    )
+    jobs = [
+        # every stage that reads the dataset waits for the data stage, which fills the frame cache
+        Job(stage.name, tuple(n for n in _reads(stage) if n in by_name), stage.reference_seconds(config))
+        for stage in todo
+    ]
+    run_jobs(jobs, prepare, finished, workers, threads, console, headline)
+
+
+def _reads(stage: Stage) -> tuple[str, ...]:
+    """The stages whose outputs ``stage`` reads: its inputs, and the data stage's cache."""
+    data = ("data",) if "data" in stage.slices and stage.name != "data" else ()
+    return (*data, *stage.inputs)
+
+
+def _run_named_stage(
+    config: GaudaConfig, name: str, out: Path, key: str, inputs: dict[str, Path], progress: bool
+) -> dict[str, Any]:
+    """``run_stage`` for a worker process, which gets the stage by name (stages hold closures)."""
+    stage = next(stage for stage in build_stages(config) if stage.name == name)
+    return run_stage(stage, config, out, key, inputs, progress)
 
 
 def run_stage(
@@ -320,6 +389,7 @@ def run_stage(
         logger.info("%s: continuing the unfinished work in %s", stage.name, work)
     work.mkdir(parents=True, exist_ok=True)
     marker.write_text(key + "\n")
+    started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     start = time.perf_counter()
     result = stage.run(stages.StageContext(config, work, inputs, resume=resume, progress=progress))
     seconds = round(time.perf_counter() - start, 2)
@@ -328,6 +398,7 @@ def run_stage(
         "stage": stage.name,
         "fingerprint": key,
         "identity": hashlib.sha256(f"{key} {finished} {seconds}".encode()).hexdigest()[:16],
+        "started": started,
         "finished": finished,
         "seconds": seconds,
         "resumed": resume,

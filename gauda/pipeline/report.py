@@ -265,7 +265,7 @@ def render_report(out: Path, results: Mapping[str, Any]) -> str:
         ),
         ("The generator's evaluation", _generator_section(results["generator"], out)),
         ("The 2D simulation", _toy_section(results["toy"], out)),
-        ("Timings", timings + f"<p>total {_number(results['total_seconds'], 1)} s of stage work.</p>"),
+        ("Timings", timings + _timing_note(results)),
         ("Configuration", f"<pre>{html.escape(to_yaml(config))}</pre>"),
     ]
     body = "".join(f"<h2>{html.escape(name)}</h2>{content}" for name, content in sections)
@@ -283,3 +283,11 @@ def render_report(out: Path, results: Mapping[str, Any]) -> str:
 def write_report(out: Path, results: Mapping[str, Any]) -> Path:
     """Write ``report.html`` into ``out`` atomically; returns its path."""
     return atomic_write_text(out / REPORT_FILE, render_report(out, results))
+
+
+def _timing_note(results: dict[str, Any]) -> str:
+    note = f"total {_number(results['total_seconds'], 1)} s of stage work"
+    if results.get("jobs", 1) > 1 and results.get("wall_seconds") is not None:
+        note += (f", {_number(results['wall_seconds'], 1)} s of wall time with {results['jobs']} stages at "
+                 "a time (a stage's seconds are its own, overlapping others)")  # fmt: skip
+    return f"<p>{note}.</p>"

@@ -421,3 +421,17 @@ def test_compare_frames_without_spread_writes_no_infinity_into_json() -> None:
     comparison = compare_frames(dict.fromkeys(names, 1.0), dict.fromkeys(names, 0.0))
     assert comparison["cohens_d"] is None and "no spread" in comparison["cohens_d_note"]
     json.loads(json.dumps(comparison, allow_nan=False))  # strict JSON
+
+
+@pytest.mark.slow
+def test_experiment_with_two_jobs_trains_every_run_in_workers(finished, tmp_path) -> None:
+    runs = plan_runs(SCHEMES, [False], [0, 1])
+    experiment = run_experiment(tiny_config(finished.cache), runs, tmp_path / "out", progress=False, jobs=2)
+    assert list(experiment["runs"]) == list(finished.experiment["runs"])
+    for name, run in experiment["runs"].items():
+        assert run["training"]["step"] == 4
+        # one thread in a worker against the test's threads: the sums' order, not the runs, differs
+        assert run["label_mean_iou"] == pytest.approx(
+            finished.experiment["runs"][name]["label_mean_iou"], abs=0.05
+        )
+    assert (tmp_path / "out" / "table.md").is_file()

@@ -66,6 +66,15 @@ def experiment(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print experiment.json instead of tables.")] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Runs trained side by side, each in a worker process with 1/N of the torch threads "
+            "(2 on a 2-core CPU: the tiny models use two threads poorly).",
+        ),
+    ] = 1,
     dataset: Dataset = None,
     root: Root = None,
     setting: Setting = None,
@@ -93,7 +102,7 @@ def experiment(
         print_dry_run(config)
         typer.echo(f"# {len(runs)} runs: {', '.join(spec.name for spec in runs)}")
         return
-    result = run_experiment(config, runs, out, config.scheme.generator, progress=not as_json)
+    result = run_experiment(config, runs, out, config.scheme.generator, progress=not as_json, jobs=jobs)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -36,18 +36,19 @@ def run_experiment(
     out: str | Path,
     generator: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Train and evaluate every run (reusing finished ones), then write the table, the statistics and
-    the curves; returns what ``experiment.json`` holds."""
+    """Train and evaluate every run (reusing finished ones; ``jobs`` of them side by side), then write
+    the table, the statistics and the curves; returns what ``experiment.json`` holds."""
     out = Path(out)
     with folder_lock(out):  # one experiment at a time in a folder
-        return _run(base, runs, out, generator, progress)
+        return _run(base, runs, out, generator, progress, jobs)
 
 
 def _run(
-    base: GaudaConfig, runs: Sequence[RunSpec], out: Path, generator: str | None, progress: bool
+    base: GaudaConfig, runs: Sequence[RunSpec], out: Path, generator: str | None, progress: bool, jobs: int
 ) -> dict[str, Any]:
-    results = run_grid(base, runs, out, generator, progress)
+    results = run_grid(base, runs, out, generator, progress, jobs)
     class_names = list(next(iter(results.values()))["per_class"])
     table = result_table(runs, results, class_names)
     columns = columns_of(runs)

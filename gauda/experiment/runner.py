@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from rich.console import Console
 
 from gauda.augmentation.config import SCHEME_NAMES
 from gauda.augmentation.training import check_scheme, train_segmenter
@@ -24,6 +26,7 @@ from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.evaluate import evaluate_run
 from gauda.segmentation.trainer import RESUMABLE_OPTIONS, config_changes
+from gauda.workers import Job, run_jobs
 
 logger = logging.getLogger(__name__)
 EVALUATION_FILE = "evaluation_test.json"
@@ -126,12 +129,32 @@ def run_grid(
     out: str | Path,
     generator: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Every run of the grid (run name -> its test evaluation with every frame's scores)."""
+    """Every run of the grid (run name -> its test evaluation with every frame's scores); with ``jobs``
+    > 1, that many runs at a time in worker processes (``gauda.workers``)."""
     out = Path(out)
     if any(spec.scheme == "gauda" for spec in runs):
         check_scheme(run_config(base, RunSpec("gauda", False, 0), generator))
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
+    if min(jobs, len(runs)) > 1:
+        specs = {spec.name: spec for spec in runs}
+        workers = min(jobs, len(runs))
+
+        def finished(name: str, evaluation: dict[str, Any]) -> None:
+            results[name] = evaluation
+            logger.info("experiment: %s finished (%d of %d)", name, len(results), len(runs))
+
+        run_jobs(
+            [Job(spec.name) for spec in runs],
+            lambda name: (run_one, (base, specs[name], generator, out, progress)),
+            finished,
+            workers,
+            max(1, torch.get_num_threads() // workers),
+            Console(stderr=True),
+            lambda: f"experiment: {len(results)} of {len(runs)} runs finished",
+        )
+        return {spec.name: results[spec.name] for spec in runs}
     for number, spec in enumerate(runs, 1):
         logger.info("experiment run %d/%d: %s", number, len(runs), spec.name)
         results[spec.name] = run_one(base, spec, generator, out, progress)

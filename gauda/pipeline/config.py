@@ -27,7 +27,7 @@ class DemoConfig:
     # slices' steps (``gauda.pipeline.budget``): the demo's time budget, models unchanged.
     training_scale: float = 1.0
     # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
-    # (``gauda.pipeline.parallel``); 1 runs them one after another in this process.
+    # (``gauda.workers``); 1 runs them one after another in this process.
     jobs: int = 1
 
     def __post_init__(self) -> None:

@@ -35,9 +35,9 @@ from gauda.evaluation.inception import WEIGHTS_ENV
 from gauda.io import atomic_write_json, atomic_write_text
 from gauda.pipeline import stages
 from gauda.pipeline.budget import scale_training
-from gauda.pipeline.parallel import Job, Task, run_jobs
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
+from gauda.workers import Job, Task, run_jobs
 
 logger = logging.getLogger(__name__)
 STAGE_FILE = "stage.json"
@@ -317,7 +317,7 @@ def _run_side_by_side(
     progress: bool,
     console: Console,
 ) -> None:
-    """The stages of ``todo`` on ``demo.jobs`` worker processes (``gauda.pipeline.parallel``), each
+    """The stages of ``todo`` on ``demo.jobs`` worker processes (``gauda.workers``), each
     started once the stages it reads are finished; ``identities`` and ``states`` are filled in."""
     workers = min(config.demo.jobs, len(todo))
     threads = max(1, torch.get_num_threads() // workers)

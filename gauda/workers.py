@@ -1,11 +1,12 @@
-"""Independent demo stages side by side (``demo.jobs``): a few worker processes, each with its share of
-the CPU threads, take the stages whose inputs are finished, longest remaining chain first.
+"""Independent jobs side by side: the demo's stages (``demo.jobs``) and an experiment's runs
+(``gauda experiment --jobs``). A few worker processes, each with its share of the CPU threads, take the
+jobs whose inputs are finished, longest remaining chain first.
 
 The tiny models use two threads poorly, so on a 2-core CPU two one-thread processes get through more
-work than one two-thread process (BENCHMARKS.md, issue 9). Workers are spawned once and run one stage
+work than one two-thread process (BENCHMARKS.md, issue 9). Workers are spawned once and run one job
 after another (importing torch and MONAI takes seconds). Their log records and the last line of their
-progress bars come back over a pipe; the parent shows one line per running stage above its own log.
-A stage that fails stops the others: its error is raised in the parent, and the stages it stopped keep
+progress bars come back over a pipe; the parent shows one line per running job above its own log.
+A job that fails stops the others: its error is raised in the parent, and the jobs it stopped keep
 their checkpoints for the next run.
 """
 

@@ -1,4 +1,4 @@
-"""The demo's side-by-side stages (``gauda.pipeline.parallel``): order, overlap, errors, dead workers."""
+"""The demo's side-by-side stages (``gauda.workers``): order, overlap, errors, dead workers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from gauda.config import ConfigError
-from gauda.pipeline.parallel import Job, longest_chains, run_jobs
+from gauda.workers import Job, longest_chains, run_jobs
 
 
 def _record(folder: str, name: str, seconds: float) -> str:

@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument(
         "--segmenter", type=Path, help="a segmenter run on the real data: mask-image agreement of the samples"
     )
+    parser.add_argument(
+        "--hit-rate-only", action="store_true", help="measure the hit rates and skip the samplers' table"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     config = resolve_config("tiny", overrides=args.set)
@@ -133,6 +136,10 @@ def main() -> None:
         }
         print(f"| {name} | " + " | ".join(f"{hit:.1%}" for hit in hits) + f" | {frequency:.1%} |", flush=True)
 
+    if args.hit_rate_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        return
     splits = load_splits(config.data, progress=False)
     train_latents = encode_dataset(splits.train, image_ae, mask_ae, progress=False)
     val_latents = encode_dataset(splits.val, image_ae, mask_ae, progress=False)

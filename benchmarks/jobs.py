@@ -41,7 +41,9 @@ def _trainings(config, out: Path, workers: int, threads: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench-jobs"))
     parser.add_argument("--steps", type=int, default=100, help="training steps of each segmenter")
     parser.add_argument("--set", action="append", default=[], help="configuration override KEY=VALUE")

@@ -13,6 +13,7 @@ from gauda.autoencoders.losses import (
     VGG16Features,
     adaptive_adversarial_weight,
     inverse_sqrt_frequency_weights,
+    mask_dice_loss,
     perceptual_distance,
 )
 from gauda.autoencoders.quantizer import VectorQuantizer, perplexity
@@ -167,3 +168,25 @@ def test_a_pickled_checkpoint_is_refused(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"model": VQGAN(3, 3, SMALL).state_dict()}))
     with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
         load_autoencoder(path)
+
+
+def test_mask_dice_loss_is_zero_for_a_perfect_prediction_and_ignores_ignored_pixels() -> None:
+    mask = torch.randint(0, 3, (2, 8, 8))
+    mask[0, :2, :2] = 255
+    one_hot = mask_to_input(mask, 4)  # class 3 never occurs
+    assert mask_dice_loss(one_hot * 40 - 20, one_hot).item() == pytest.approx(0.0, abs=1e-4)
+    logits = torch.randn(2, 4, 8, 8, requires_grad=True)
+    loss = mask_dice_loss(logits, one_hot)
+    assert 0 < loss.item() < 1
+    changed = logits.detach().clone()
+    changed[0, :, :2, :2] = torch.randn(4, 2, 2) * 10  # only ignored pixels change
+    assert mask_dice_loss(changed, one_hot).item() == pytest.approx(loss.item(), abs=1e-6)
+    loss.backward()
+    assert logits.grad is not None and logits.grad[0, :, :2, :2].abs().max() == 0
+    assert logits.grad[1].abs().max() > 0
+    # a thin class missed entirely costs as much as a large one missed: Dice is per class, not per pixel
+    thin = torch.zeros(1, 8, 8, dtype=torch.long)
+    thin[0, 3, :] = 1
+    one_hot = mask_to_input(thin, 2)
+    missed = mask_dice_loss(torch.stack([torch.full((8, 8), 20.0), torch.full((8, 8), -20.0)])[None], one_hot)
+    assert missed.item() == pytest.approx(0.5 * (1 - 2 * 56 / (64 + 56)) + 0.5, abs=1e-3)

@@ -33,6 +33,9 @@ class AutoencoderConfig:
     perceptual_weight: float = 0.0  # image only; needs perceptual_weights (a VGG16 state dict file)
     perceptual_weights: str | None = None
     class_weighting: Literal["none", "inverse_sqrt_frequency"] = "inverse_sqrt_frequency"  # mask only
+    # mask only: weight of a soft Dice term over the batch beside the cross-entropy (0 = none); Dice
+    # scores every class by its overlap whatever its size, so thin classes weigh as much as large ones
+    dice_weight: float = 0.0
     # codebook health
     dead_code_every: int = (
         200  # re-initialise codes unused over this many steps from encoder outputs; 0 = never
@@ -69,7 +72,7 @@ class AutoencoderConfig:
             "at least two channel counts, each double the one before (e.g. [64, 128, 256])",
             list(disc),
         )
-        for name in ("adversarial_weight", "perceptual_weight", "weight_decay"):
+        for name in ("adversarial_weight", "perceptual_weight", "weight_decay", "dice_weight"):
             check(getattr(self, name) >= 0, name, "a number >= 0", getattr(self, name))
         check(self.adversarial_start >= 0, "adversarial_start", "an integer >= 0", self.adversarial_start)
         check(

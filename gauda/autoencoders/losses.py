@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceLoss
 from torch import nn
 
 from gauda.checkpoint import CheckpointError
@@ -124,6 +125,18 @@ def perceptual_distance(features: VGG16Features, x: torch.Tensor, y: torch.Tenso
         b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
         distance = distance + (a - b).pow(2).sum(1).mean()
     return distance
+
+
+def mask_dice_loss(logits: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """1 - mean soft Dice over the classes, each summed over the whole batch (MONAI's ``DiceLoss`` with
+    ``batch=True``): logits (B, C, H, W) against one-hot masks whose ignored pixels are all-zero vectors
+    (``mask_to_input``), which drop out of both sides. A class absent from the batch and not predicted
+    scores 1."""
+    valid = one_hot.sum(1, keepdim=True)  # (B, 1, H, W): 0 at ignored pixels
+    return _DICE(logits.softmax(1) * valid, one_hot)
+
+
+_DICE = DiceLoss(include_background=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
 
 
 def mask_cross_entropy(

@@ -27,6 +27,7 @@ from gauda.autoencoders.losses import (
     adaptive_adversarial_weight,
     inverse_sqrt_frequency_weights,
     mask_cross_entropy,
+    mask_dice_loss,
     perceptual_distance,
 )
 from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
@@ -225,6 +226,8 @@ def _train(
             fake, real = output, x
         else:  # Eq. 4: cross-entropy against the class ids ...
             reconstruction = mask_cross_entropy(output, batch["mask"].to(device), weights)
+            if ae.dice_weight > 0:
+                reconstruction = reconstruction + ae.dice_weight * mask_dice_loss(output, x)
             fake, real = output.softmax(1), x
         loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
         values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}

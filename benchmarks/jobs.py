@@ -17,12 +17,9 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-from rich.console import Console
-
 from gauda.experiment.runner import RunSpec, run_one
 from gauda.presets import resolve_config
-from gauda.workers import Job, run_jobs
+from gauda.workers import Job, run_jobs, thread_share
 
 
 def _trainings(config, out: Path, workers: int, threads: int) -> float:
@@ -35,7 +32,6 @@ def _trainings(config, out: Path, workers: int, threads: int) -> float:
         lambda name, value: None,
         workers,
         threads,
-        Console(stderr=True),
     )
     return time.perf_counter() - start
 
@@ -49,13 +45,13 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="configuration override KEY=VALUE")
     args = parser.parse_args()
     config = resolve_config("tiny", overrides=[f"segmentation.steps={args.steps}", *args.set])
-    threads = torch.get_num_threads()
+    threads = thread_share(1)
     after = _trainings(config, args.out / "one-after-another", 1, threads)
-    beside = _trainings(config, args.out / "side-by-side", 2, max(1, threads // 2))
+    beside = _trainings(config, args.out / "side-by-side", 2, thread_share(2))
     print(f"| two tiny ensemble trainings, {args.steps} steps each | wall time (s) |")
     print("| --- | --- |")
     print(f"| one after another, {threads} threads | {after:.1f} |")
-    print(f"| side by side, {max(1, threads // 2)} thread(s) each | {beside:.1f} |")
+    print(f"| side by side, {thread_share(2)} thread(s) each | {beside:.1f} |")
     print(f"\nratio (one after another / side by side): {after / beside:.2f}; "
           f"load average at the end: {os.getloadavg()[0]:.1f}")  # fmt: skip
 

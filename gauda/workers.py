@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -92,16 +93,24 @@ class _Board:
         return Group(Text(self.headline(), style="dim"), table)
 
 
+def thread_share(workers: int) -> int:
+    """Torch threads for each of ``workers`` processes: this process's threads, shared out."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
+
+
 def run_jobs(
     jobs: Sequence[Job],
     prepare: Callable[[str], Task],
     finished: Callable[[str, Any], None],
     workers: int,
-    threads: int,
-    console: Console,
+    threads: int | None = None,
+    console: Console | None = None,
     headline: Callable[[], str] = lambda: "",
 ) -> None:
-    """Run ``jobs`` on ``workers`` spawned processes with ``threads`` torch threads each.
+    """Run ``jobs`` on ``workers`` spawned processes with ``threads`` torch threads each (default
+    ``thread_share(workers)``), the live display on ``console`` (default: standard error).
 
     ``prepare(name)`` is called in this process when a job's inputs are finished and returns what its
     worker runs; ``finished(name, value)`` gets each job's return value as it ends. The first error of
@@ -111,6 +120,8 @@ def run_jobs(
     unknown = sorted({name for job in jobs for name in job.after} - names)
     if unknown:
         raise ValueError(f"jobs wait on unknown jobs: {', '.join(unknown)}")
+    threads = thread_share(workers) if threads is None else threads
+    console = console or Console(stderr=True)
     chains = longest_chains(jobs)
     pending = sorted(jobs, key=lambda job: -chains[job.name])
     done: set[str] = set()
@@ -127,9 +138,9 @@ def run_jobs(
     try:
         with Live(board, console=console, refresh_per_second=2, transient=True) as live:
             while pending or any(worker.job for worker in board.workers):
-                for worker in board.workers:
+                for worker in (worker for worker in board.workers if worker.job is None):
                     ready = next((job for job in pending if set(job.after) <= done), None)
-                    if worker.job is None and ready is not None:
+                    if ready is not None:
                         pending.remove(ready)
                         worker.conn.send((ready.name, *prepare(ready.name)))
                         worker.job, worker.started, worker.status = ready.name, time.monotonic(), "starting"
@@ -266,8 +277,6 @@ def _serve(conn: Connection, threads: int) -> None:
         except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent handles it
             return
         except BaseException as error:
-            import traceback
-
             send("error", _picklable(error), traceback.format_exc())
         else:
             send("done", value)

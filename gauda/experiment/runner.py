@@ -15,9 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from rich.console import Console
 
 from gauda.augmentation.config import SCHEME_NAMES
 from gauda.augmentation.training import check_scheme, train_segmenter
@@ -139,7 +137,6 @@ def run_grid(
     results: dict[str, dict[str, Any]] = {}
     if min(jobs, len(runs)) > 1:
         specs = {spec.name: spec for spec in runs}
-        workers = min(jobs, len(runs))
 
         def finished(name: str, evaluation: dict[str, Any]) -> None:
             results[name] = evaluation
@@ -149,10 +146,8 @@ def run_grid(
             [Job(spec.name) for spec in runs],
             lambda name: (run_one, (base, specs[name], generator, out, progress)),
             finished,
-            workers,
-            max(1, torch.get_num_threads() // workers),
-            Console(stderr=True),
-            lambda: f"experiment: {len(results)} of {len(runs)} runs finished",
+            min(jobs, len(runs)),
+            headline=lambda: f"experiment: {len(results)} of {len(runs)} runs finished",
         )
         return {spec.name: results[spec.name] for spec in runs}
     for number, spec in enumerate(runs, 1):

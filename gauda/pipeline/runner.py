@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 
 from gauda.config import ConfigError, save, to_dict
@@ -37,7 +36,7 @@ from gauda.pipeline import stages
 from gauda.pipeline.budget import scale_training
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
-from gauda.workers import Job, Task, run_jobs
+from gauda.workers import Job, Task, run_jobs, thread_share
 
 logger = logging.getLogger(__name__)
 STAGE_FILE = "stage.json"
@@ -271,21 +270,45 @@ def _run_stages(
 
     began = time.perf_counter()
     todo = [stage for stage in all_stages if stage.name in to_run]
-    side_by_side = min(config.demo.jobs, len(todo)) > 1
+    by_name = {stage.name: stage for stage in todo}
+    workers = max(1, min(config.demo.jobs, len(todo)))
+
+    def left() -> str:
+        return _minutes(estimate.remaining() / workers)
+
+    def prepare(name: str) -> Task:  # once the stages it reads are finished
+        stage = by_name[name]
+        inputs = {other: out / other for other in stage.inputs}
+        return _run_named_stage, (config, name, out, fingerprint(stage, config, identities), inputs, progress)
+
+    def finished(name: str, state: dict[str, Any]) -> None:
+        states[name], identities[name] = state, state["identity"]
+        estimate.done(by_name[name], state["seconds"])
+        if workers > 1:
+            console.rule(f"[bold]{by_name[name].title}[/] done in {_minutes(state['seconds'])} "
+                         f"({_minutes(time.perf_counter() - began)} elapsed, ~{left()} left)")  # fmt: skip
+
     for number, stage in enumerate(all_stages, 1):
         banner = f"[bold]{number}/{len(all_stages)} {stage.title}[/]"
         if stage.name not in to_run:
             console.rule(f"{banner} (reused)")
-        elif not side_by_side:
-            elapsed, left = _minutes(time.perf_counter() - began), _minutes(estimate.remaining())
-            console.rule(f"{banner} ({elapsed} elapsed, ~{left} left)")
-            key = fingerprint(stage, config, identities)
-            inputs = {name: out / name for name in stage.inputs}
-            states[stage.name] = run_stage(stage, config, out, key, inputs, progress)
-            identities[stage.name] = states[stage.name]["identity"]
-            estimate.done(stage, states[stage.name]["seconds"])
-    if side_by_side:
-        _run_side_by_side(todo, config, out, identities, states, estimate, progress, console)
+        elif workers == 1:
+            console.rule(f"{banner} ({_minutes(time.perf_counter() - began)} elapsed, ~{left()} left)")
+            function, args = prepare(stage.name)
+            finished(stage.name, function(*args))
+    if workers > 1:
+        threads = thread_share(workers)
+        console.rule(f"[bold]{len(todo)} stages, {workers} at a time with {threads} torch thread(s) each[/] "
+                     f"(~{left()} left)")  # fmt: skip
+        jobs = [
+            # every stage that reads the dataset waits for the data stage, which fills the frame cache
+            Job(stage.name, tuple(n for n in _reads(stage) if n in by_name), stage.reference_seconds(config))
+            for stage in todo
+        ]
+        run_jobs(jobs, prepare, finished, workers, threads, console, lambda: (
+            f"{sum(name in states for name in by_name)}/{len(todo)} stages done, "
+            f"{_minutes(time.perf_counter() - began)} elapsed, ~{left()} left"
+        ))  # fmt: skip
     results = {stage.name: states[stage.name]["result"] for stage in all_stages}
     timings = {stage.name: states[stage.name]["seconds"] for stage in all_stages}
     reused = [stage.name for stage in all_stages if stage.name not in to_run]
@@ -307,56 +330,6 @@ def _run_stages(
     return document
 
 
-def _run_side_by_side(
-    todo: list[Stage],
-    config: GaudaConfig,
-    out: Path,
-    identities: dict[str, str],
-    states: dict[str, dict[str, Any]],
-    estimate: Estimate,
-    progress: bool,
-    console: Console,
-) -> None:
-    """The stages of ``todo`` on ``demo.jobs`` worker processes (``gauda.workers``), each
-    started once the stages it reads are finished; ``identities`` and ``states`` are filled in."""
-    workers = min(config.demo.jobs, len(todo))
-    threads = max(1, torch.get_num_threads() // workers)
-    by_name = {stage.name: stage for stage in todo}
-    began = time.perf_counter()
-
-    def left() -> str:
-        return _minutes(estimate.remaining() / workers)
-
-    def prepare(name: str) -> Task:
-        stage = by_name[name]
-        key = fingerprint(stage, config, identities)
-        inputs = {other: out / other for other in stage.inputs}
-        return _run_named_stage, (config, name, out, key, inputs, progress)
-
-    def finished(name: str, state: dict[str, Any]) -> None:
-        states[name], identities[name] = state, state["identity"]
-        estimate.done(by_name[name], state["seconds"])
-        elapsed = _minutes(time.perf_counter() - began)
-        console.rule(f"[bold]{by_name[name].title}[/] done in {_minutes(state['seconds'])} "
-                     f"({elapsed} elapsed, ~{left()} left)")  # fmt: skip
-
-    def headline() -> str:
-        done = sum(stage.name in states for stage in todo)
-        return (f"{done}/{len(todo)} stages done, {_minutes(time.perf_counter() - began)} elapsed, "
-                f"~{left()} left")  # fmt: skip
-
-    console.rule(
-        f"[bold]{len(todo)} stages, {workers} at a time with {threads} torch thread(s) each[/] "
-        f"(~{left()} left)"
-    )
-    jobs = [
-        # every stage that reads the dataset waits for the data stage, which fills the frame cache
-        Job(stage.name, tuple(n for n in _reads(stage) if n in by_name), stage.reference_seconds(config))
-        for stage in todo
-    ]
-    run_jobs(jobs, prepare, finished, workers, threads, console, headline)
-
-
 def _reads(stage: Stage) -> tuple[str, ...]:
     """The stages whose outputs ``stage`` reads: its inputs, and the data stage's cache."""
     data = ("data",) if "data" in stage.slices and stage.name != "data" else ()
@@ -366,7 +339,7 @@ def _reads(stage: Stage) -> tuple[str, ...]:
 def _run_named_stage(
     config: GaudaConfig, name: str, out: Path, key: str, inputs: dict[str, Path], progress: bool
 ) -> dict[str, Any]:
-    """``run_stage`` for a worker process, which gets the stage by name (stages hold closures)."""
+    """``run_stage`` by the stage's name (stages hold closures, which a worker process cannot be sent)."""
     stage = next(stage for stage in build_stages(config) if stage.name == name)
     return run_stage(stage, config, out, key, inputs, progress)
 

@@ -129,7 +129,8 @@ def small_run_config(steps: int):
         "data.synthetic.image_size=32", "data.split.fractions=[0.6, 0.2, 0.2]",
     ]  # fmt: skip
     small = {"channels": "[8, 16]", "codebook_size": 16, "batch_size": 2, "discriminator_channels": "[8, 16]",
-             "steps": steps, "checkpoint_every": 3, "adversarial_start": 2, "dead_code_every": 2}  # fmt: skip
+             "steps": steps, "checkpoint_every": 3, "adversarial_start": 2, "adversarial_weight": 0.05,
+             "dead_code_every": 2}  # fmt: skip
     for modality in ("image_autoencoder", "mask_autoencoder"):
         overrides += [f"{modality}.{key}={value}" for key, value in small.items()]
     return resolve_config("tiny", overrides=overrides)

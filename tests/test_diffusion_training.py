@@ -41,16 +41,18 @@ def test_ema_moves_towards_the_model_by_one_minus_decay() -> None:
     assert torch.allclose(ema.weight, 0.9 * before + 0.1 * model.weight)
 
 
-def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, autoencoders) -> None:
+@pytest.mark.parametrize("frame_sampling", ["uniform", "rare_classes"])
+def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(
+    tmp_path, autoencoders, frame_sampling
+) -> None:
     image, mask, cache = autoencoders
-    train_diffusion(tiny_config(cache), tmp_path / "full", image, mask, progress=False)
-    stopped = train_diffusion(
-        tiny_config(cache), tmp_path / "stopped", image, mask, progress=False, stop_at=4
-    )
+    config = tiny_config(cache, extra=(f"diffusion.frame_sampling={frame_sampling}",))
+    train_diffusion(config, tmp_path / "full", image, mask, progress=False)
+    stopped = train_diffusion(config, tmp_path / "stopped", image, mask, progress=False, stop_at=4)
     assert stopped == {"stopped_at": 4, "steps": 6}
     assert not (tmp_path / "stopped" / "model.safetensors").exists()
-    # the resumed run finds its autoencoders in the run folder
-    train_diffusion(tiny_config(cache), tmp_path / "stopped", resume=True, progress=False)
+    # the resumed run finds its autoencoders in the run folder (and its configuration in config.yaml)
+    train_diffusion(config, tmp_path / "stopped", resume=True, progress=False)
     full = load_checkpoint(tmp_path / "full" / "last.safetensors")
     resumed = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
     assert full["step"] == resumed["step"] == 6

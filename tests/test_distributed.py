@@ -115,7 +115,8 @@ def test_the_adversarial_mask_autoencoder_and_gauda_train_on_two_processes(tiny_
     """Paths whose two-process result differs from one process by design (the discriminator's
     batch-norm statistics, each process's own generated pairs): they run, and rank 0 writes the run."""
     overrides = [*tiny_overrides(tiny_generator.cache), "mask_autoencoder.steps=3",
-                 "mask_autoencoder.adversarial_start=1"]  # fmt: skip
+                 "mask_autoencoder.adversarial_start=1",
+                 "mask_autoencoder.adversarial_weight=0.05"]  # fmt: skip
     mask = tmp_path / "mask"
     run_gauda(["train", "autoencoder", "--modality", "mask", "--out", str(mask), *set_args(overrides)], 2)
     assert json.loads((mask / "metrics.json").read_text())["steps"] == 3

@@ -8,6 +8,21 @@ import torch
 from torch.utils.data import Sampler
 
 
+def rare_class_frame_weights(frame_classes: torch.Tensor) -> torch.Tensor:
+    """Sampling weight of each frame: 1/sqrt(frame frequency) of the rarest class it contains.
+
+    ``frame_classes`` is (N, C): each frame's pixels of each class, or its multi-hot class vector (only
+    > 0 matters). A class in a fraction f of the frames makes the frames holding it f^-1/2 times as
+    likely to be drawn as a frame of classes that are everywhere: a class in a few frames is seen several
+    times as often, without those few frames filling every batch (which 1/f would do). Frames without
+    any class get weight 0.
+    """
+    present = frame_classes > 0  # (N, C)
+    frequency = present.double().mean(0)  # (C,)
+    per_class = torch.where(present, frequency.clamp_min(1e-12).rsqrt(), torch.zeros_like(frequency))
+    return per_class.max(1).values.float()
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """Batches of dataset indices: epoch ``e`` is a permutation seeded by (seed, e); the last partial
     batch of an epoch is dropped. Iteration starts at global step ``start_step`` and never ends, so the
@@ -36,6 +51,46 @@ class EpochBatchSampler(Sampler[list[int]]):
             self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         )
         return order[offset * self.batch_size : (offset + 1) * self.batch_size].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class WeightedBatchSampler(Sampler[list[int]]):
+    """Batches drawn with probability proportional to ``weights`` (without replacement within a batch):
+    batch ``step`` is seeded by (seed, step), so a resumed run draws what a fresh one would. An "epoch"
+    (for schedules that decay per epoch) is ``len(weights) // batch_size`` steps, as for
+    ``EpochBatchSampler``.
+
+    Args:
+        weights: (N,) non-negative sampling weight of each sample, at least ``batch_size`` of them > 0.
+        batch_size: samples per batch.
+        seed: seed of the draws.
+        start_step: the first global step to yield (for resuming).
+    """
+
+    def __init__(self, weights: torch.Tensor, batch_size: int, seed: int, start_step: int = 0) -> None:
+        weights = weights.double().flatten()
+        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+            raise ValueError("weights: expected finite numbers >= 0")
+        if not 1 <= batch_size <= int((weights > 0).sum()):
+            raise ValueError(
+                f"batch_size {batch_size}: expected 1..{int((weights > 0).sum())} "
+                "(the samples of positive weight)"
+            )
+        self.weights, self.batch_size, self.seed, self.start_step = weights, batch_size, seed, start_step
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.weights) // self.batch_size
+
+    def batch(self, step: int) -> list[int]:
+        """The indices of global step ``step``."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + step)
+        return torch.multinomial(self.weights, self.batch_size, generator=generator).tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step

@@ -41,6 +41,11 @@ class DiffusionConfig:
     # replaced by the learned null condition with probability p_uncond
     keep_probability: float = 0.5
     p_uncond: float = 0.1
+    # which frames the batches draw: uniform (every frame once per epoch, the paper's) or rare_classes
+    # (probability 1/sqrt(frame frequency of the rarest class in the frame), so that a class in a few
+    # frames is in the condition several times as often; unconditional samples then hold rare classes
+    # more often than the data does)
+    frame_sampling: Literal["uniform", "rare_classes"] = "uniform"
     # what the network predicts: the noise eps (Eq. 5, the paper's) or v = sqrt(abar) eps - sqrt(1 - abar) z0
     # (Salimans & Ho 2022). Samplers always receive eps (converted from v); with eps, a small or briefly
     # trained network's error at the noisiest steps is amplified 1 / sqrt(abar_T) ~ 80 times in its
@@ -140,6 +145,10 @@ _TINY = replace(
     # at w = 2 the rarest class (Clip applier, 1.4 % of the frames) came out in 53 % of the pairs asked
     # for it, at w = 4 in 84 %, every class >= 80 % (BENCHMARKS.md, issue 4)
     guidance=4.0,
+    # with uniform batches the Clip applier's hit rate went from 84 % to 77 % and 38 % with other
+    # autoencoders, and higher guidance did not bring it back (52 % at w = 8); drawing its frames more
+    # often gave 100 % at w = 2 and 4 on the model that gave 38 % (BENCHMARKS.md, issue 4)
+    frame_sampling="rare_classes",
 )
 
 DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {"tiny": _TINY, "paper": _PAPER}

@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gauda-installed
 DEMO_OUT ?= runs/demo
 # OpenMP threads that sleep instead of spinning while they wait: on a shared CPU, spinning threads of
-# one process starve the other's (a training step ran up to 6x slower; BENCHMARKS.md), and on a quiet
-# machine passive waiting costs nothing measurable.
+# one process starve the other's (a training step ran up to 6x slower; BENCHMARKS.md). On a quiet machine
+# it costs speed (300 steps of the tiny mask autoencoder on two threads: 44.4 s against 31.0 s, BENCHMARKS.md):
+# `make demo OMP_WAIT_POLICY=ACTIVE` when nothing else runs.
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test test-fast lint format clean screenshot

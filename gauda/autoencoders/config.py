@@ -128,9 +128,9 @@ MASK_AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
     # Masks: a larger codebook and learning rate (mean IoU 0.76 -> 0.80 at 800 steps, the rare Clip applier
     # 0.08 -> 0.41), a Dice term beside the cross-entropy (+0.06 and +0.09 mean IoU in the two pairs of
     # runs that differ in nothing else, through Blood, Grasper and the Clip applier), no adversarial term
-    # (0.901 without it against 0.855 with it from step 600, at 1150 steps), and 1150 steps: what fits 5
-    # minutes with 2 threads on the slower of the development machines seen (0.25 s per step; 0.12 on a
-    # faster one). Mean IoU 0.892-0.901 over three seeds; more steps gain nothing (BENCHMARKS.md).
+    # (0.901 without it against 0.855 with it from step 600, at 1150 steps), and 1150 steps: about 2
+    # minutes with 2 threads here, about 4.5 on the slower development machine seen. Mean IoU 0.892-0.901
+    # over three seeds; more steps gain nothing (BENCHMARKS.md).
     "tiny": replace(
         _TINY,
         seed=1,

@@ -8,13 +8,13 @@ VQ-GANs and the tiny diffusion model on the synthetic dataset, then on that one 
 1. for every class c: the fraction of --num pairs conditioned on {c} (default sampler, steps and
    guidance of the run) whose mask contains c, beside c's frame frequency in the training split
    (goal, issue 4: >= 80 % for every class, the rarest included);
-2. for DDPM-1000, DDIM-50 and DPM-Solver++ at 10 and 20 steps: wall time per pair (unconditional,
-   one network call per step; guidance doubles it) and a quality figure: the Frechet distance between
-   --num-fd sampled joint latents and as many training latents, both average-pooled to (8, 4, 4)
-   (lower is better; the training latents against the validation latents give the floor), and the
-   mean absolute difference between the generated and the training frame frequency of each class;
-   with --segmenter RUN (a segmenter trained on the real data), the mask-image agreement: its sample-mean
-   IoU on the generated pairs (Real-Only IoU per pair, higher is better).
+2. for DDPM-1000, DDIM-50, DPM-Solver++ at 10 and 20 steps and SDE-DPM-Solver++ at 20 steps: wall time
+   per pair (unconditional, one network call per step; guidance doubles it) and a quality figure: the
+   Frechet distance between --num-fd sampled joint latents and as many training latents, both
+   average-pooled to (8, 4, 4) (lower is better; the training latents against the validation latents
+   give the floor), and the mean absolute difference between the generated and the training frame
+   frequency of each class; with --segmenter RUN (a segmenter trained on the real data), the mask-image
+   agreement: its sample-mean IoU on the generated pairs (Real-Only IoU per pair, higher is better).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from gauda.generation.generator import Sampling, resolve_sampling, sample_latent
 from gauda.generation.sample import class_hit_rates
 from gauda.presets import resolve_config
 
-SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("dpmpp", 10), ("dpmpp", 20))
+SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp_sde", 20))
 
 
 def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -9,7 +9,7 @@ from diffusers import DDPMScheduler
 from gauda.diffusion.condition import classifier_free_guidance, draw_condition, drop_condition
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.schedule import alpha_bar, beta_schedule, config_betas, q_sample
-from gauda.generation.samplers import ddim_sample, ddpm_sample, dpmpp_sample, make_scheduler
+from gauda.generation.samplers import ddim_sample, ddpm_sample, dpmpp_sample, dpmpp_sde_sample, make_scheduler
 
 
 @pytest.mark.parametrize("schedule", ["linear", "scaled_linear", "cosine"])
@@ -86,7 +86,13 @@ def gaussian_denoiser(betas: torch.Tensor):
 # DDIM is first order: at 50 steps it narrows s = 0.5 to 0.46 (0.49 at 1000 steps), hence its tolerance.
 @pytest.mark.parametrize(
     ("sampler", "steps", "tolerance"),
-    [(ddpm_sample, 1000, 0.06), (ddim_sample, 50, 0.1), (dpmpp_sample, 10, 0.06), (dpmpp_sample, 20, 0.06)],
+    [
+        (ddpm_sample, 1000, 0.06),
+        (ddim_sample, 50, 0.1),
+        (dpmpp_sample, 10, 0.06),
+        (dpmpp_sample, 20, 0.06),
+        (dpmpp_sde_sample, 20, 0.06),
+    ],
 )
 def test_samplers_recover_the_mean_and_variance_of_gaussian_data(sampler, steps, tolerance) -> None:
     betas = config_betas(DiffusionConfig())
@@ -97,7 +103,7 @@ def test_samplers_recover_the_mean_and_variance_of_gaussian_data(sampler, steps,
     assert torch.allclose(z0.std((0, 2, 3)), SIGMA.flatten(), rtol=tolerance)
 
 
-@pytest.mark.parametrize("sampler", [ddpm_sample, ddim_sample, dpmpp_sample])
+@pytest.mark.parametrize("sampler", [ddpm_sample, ddim_sample, dpmpp_sample, dpmpp_sde_sample])
 def test_a_fixed_seed_gives_identical_samples(sampler) -> None:
     betas = config_betas(DiffusionConfig())
 

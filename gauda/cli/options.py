@@ -43,7 +43,9 @@ def print_dry_run(config: GaudaConfig) -> None:
     Console().print(to_yaml(config), end="", highlight=False, markup=False)
 
 
-Sampler = Annotated[str | None, typer.Option("--sampler", help="ddpm, ddim or dpmpp (default: the run's).")]
+Sampler = Annotated[
+    str | None, typer.Option("--sampler", help="ddpm, ddim, dpmpp or dpmpp_sde (default: the run's).")
+]
 SamplingSteps = Annotated[
     int | None, typer.Option("--steps", help="Denoising steps (default: the run's).", min=1)
 ]

@@ -8,8 +8,8 @@ from typing import Literal
 from gauda.config import check
 from gauda.device import PRECISIONS
 
-SamplerName = Literal["ddpm", "ddim", "dpmpp"]
-SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp")
+SamplerName = Literal["ddpm", "ddim", "dpmpp", "dpmpp_sde"]
+SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp", "dpmpp_sde")
 BetaSchedule = Literal["linear", "scaled_linear", "cosine"]
 Prediction = Literal["epsilon", "v"]
 

@@ -24,7 +24,7 @@ from gauda.diffusion.schedule import config_betas
 from gauda.diffusion.trainer import load_diffusion
 from gauda.generation.samplers import sampler_function
 
-DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp": 20}
+DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp": 20, "dpmpp_sde": 20}
 
 
 @dataclass(frozen=True)

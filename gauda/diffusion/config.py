@@ -125,7 +125,7 @@ class DiffusionConfig:
 _PAPER = DiffusionConfig()
 # A 2-core CPU in minutes: 64 px frames, 4 + 4 latent channels at 16x16, a denoiser of 2.9 M parameters
 # (0.46 s per training step at batch 32 on one thread of a busy machine, load 2.7; [64, 128, 192] with two
-# blocks per level is 11 M parameters and ~2 s per step), 2000 steps, DPM-Solver++ with 20 steps.
+# blocks per level is 11 M parameters and ~2 s per step), 2000 steps, SDE-DPM-Solver++ with 20 steps.
 _TINY = replace(
     _PAPER,
     channels=(32, 64, 128),

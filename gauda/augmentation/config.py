@@ -6,10 +6,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gauda.config import check
+from gauda.diffusion.config import SamplerName
 
 SchemeName = Literal["default", "adaptive", "gauda"]
 SCHEME_NAMES: tuple[str, ...] = ("default", "adaptive", "gauda")
-SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp", "dpmpp_sde")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class SchemeConfig:
     num_pairs: int = 100  # synthetic pairs generated at each validation
     replace_fraction: float = 0.25  # of each member's real batch, replaced by synthetic pairs
     condition: Literal["each", "joint"] = "each"  # one chosen class per pair (round robin), or all at once
-    sampler: Literal["ddpm", "ddim", "dpmpp", "dpmpp_sde"] | None = None  # None: the diffusion run's own
+    sampler: SamplerName | None = None  # None: the diffusion run's own
     sampling_steps: int | None = None  # None: the run's for its sampler, else the sampler's default
     guidance: float | None = None  # classifier-free guidance w of Eq. 6; None: the run's
     generation_batch_size: int = 16  # pairs per sampler call (one chunk of the producer)

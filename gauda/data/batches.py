@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 import torch
@@ -23,7 +24,29 @@ def rare_class_frame_weights(frame_classes: torch.Tensor) -> torch.Tensor:
     return per_class.max(1).values.float()
 
 
-class EpochBatchSampler(Sampler[list[int]]):
+class StepBatchSampler(Sampler[list[int]], ABC):
+    """A batch sampler whose batch ``step`` is a pure function of (seed, step): iteration starts at
+    ``start_step`` and never ends, so the training loop decides when to stop."""
+
+    start_step: int
+
+    @property
+    @abstractmethod
+    def steps_per_epoch(self) -> int:
+        """Steps per epoch (for schedules that decay per epoch)."""
+
+    @abstractmethod
+    def batch(self, step: int) -> list[int]:
+        """The indices of global step ``step``."""
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class EpochBatchSampler(StepBatchSampler):
     """Batches of dataset indices: epoch ``e`` is a permutation seeded by (seed, e); the last partial
     batch of an epoch is dropped. Iteration starts at global step ``start_step`` and never ends, so the
     training loop decides when to stop.
@@ -52,14 +75,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         )
         return order[offset * self.batch_size : (offset + 1) * self.batch_size].tolist()
 
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while True:
-            yield self.batch(step)
-            step += 1
 
-
-class WeightedBatchSampler(Sampler[list[int]]):
+class WeightedBatchSampler(StepBatchSampler):
     """Batches drawn with probability proportional to ``weights`` (without replacement within a batch):
     batch ``step`` is seeded by (seed, step), so a resumed run draws what a fresh one would. An "epoch"
     (for schedules that decay per epoch) is ``len(weights) // batch_size`` steps, as for
@@ -91,9 +108,3 @@ class WeightedBatchSampler(Sampler[list[int]]):
         """The indices of global step ``step``."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + step)
         return torch.multinomial(self.weights, self.batch_size, generator=generator).tolist()
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while True:
-            yield self.batch(step)
-            step += 1

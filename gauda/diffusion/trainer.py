@@ -31,7 +31,12 @@ from gauda.checkpoint import (
     set_rng_state,
 )
 from gauda.config import ConfigError, from_dict, save, to_dict
-from gauda.data.batches import EpochBatchSampler, WeightedBatchSampler, rare_class_frame_weights
+from gauda.data.batches import (
+    EpochBatchSampler,
+    StepBatchSampler,
+    WeightedBatchSampler,
+    rare_class_frame_weights,
+)
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.splits import save_split
 from gauda.device import autocast, resolve_device
@@ -178,7 +183,7 @@ def _train(
         start, seconds = state["step"], state["seconds"]
         logger.info("resuming diffusion at step %d of %d", start, dc.steps)
     net = ddp.wrap(model)  # model itself on one process
-    sampler: EpochBatchSampler | WeightedBatchSampler
+    sampler: StepBatchSampler
     if dc.frame_sampling == "rare_classes":
         weights = rare_class_frame_weights(present_all)
         sampler = WeightedBatchSampler(weights, batch_size, dc.seed, start_step=start)

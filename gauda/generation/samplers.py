@@ -29,6 +29,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from gauda.diffusion.condition import classifier_free_guidance
+from gauda.diffusion.config import SAMPLER_NAMES
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -60,7 +61,7 @@ def make_scheduler(name: str, betas: torch.Tensor, steps: int) -> SchedulerMixin
                 use_lu_lambdas=True,
             )
     else:
-        raise ValueError(f"sampler {name!r}: expected 'ddpm', 'ddim', 'dpmpp' or 'dpmpp_sde'")
+        raise ValueError(f"sampler {name!r}: expected one of {', '.join(SAMPLER_NAMES)}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
         scheduler.set_timesteps(steps)

@@ -9,7 +9,12 @@ import pytest
 from test_generator_metrics import train_tiny_segmenter
 from test_segmentation_cli import run_cli
 
-from gauda.evaluation.generator_eval import FIGURE_FILE, RESULT_FILE, SYNTHETIC_ONLY_RUN
+from gauda.evaluation.generator_eval import (
+    AUTOENCODER_ONLY_RUN,
+    FIGURE_FILE,
+    RESULT_FILE,
+    SYNTHETIC_ONLY_RUN,
+)
 from gauda.evaluation.inception import WEIGHTS_ENV, WEIGHTS_URL
 
 KEYS = {"fid", "kid_mean", "kid_std", "feature_extractor", "ro_iou", "so_iou", "hit_rate", "sweep"}
@@ -37,6 +42,7 @@ def test_evaluate_generator_writes_every_key(
         str(segmenter_run),
     ]
     args += ["--num", "10", "--guidance", "2", "--guidance", "1", "--batch-size", "5", "--device", "cpu"]
+    args += ["--ae-only"]
     code, out_text, err = run_cli([*args, "--json", "--out", str(out)], capsys, monkeypatch)
     assert code == 0, err
     result = json.loads(out_text)
@@ -51,6 +57,9 @@ def test_evaluate_generator_writes_every_key(
     assert all(0 <= rate <= 1 for rate in result["hit_rate"].values())
     assert result["so_iou"] is None or 0 <= result["so_iou"] <= 1
     assert (out / SYNTHETIC_ONLY_RUN / "last.safetensors").is_file()
+    assert (out / AUTOENCODER_ONLY_RUN / "last.safetensors").is_file()
+    assert 0 <= result["ae_only_iou"] <= 1 and 0 <= result["real_iou"] <= 1
+    assert list(result["real_evaluation"]["per_class"]) == class_names
     written = json.loads((out / RESULT_FILE).read_text())
     assert written["sweep"] == result["sweep"] and (out / FIGURE_FILE).stat().st_size > 0
 

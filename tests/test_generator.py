@@ -49,3 +49,13 @@ def test_conditions_of_the_wrong_width_are_refused(generator) -> None:
         generator.generate(torch.zeros(2, 3), generator.sampling(), torch.Generator())
     with pytest.raises(ValueError, match="give conditions or num_samples"):
         generator.generate(None, generator.sampling(), torch.Generator())
+
+
+def test_reconstruct_is_each_autoencoder_applied_to_its_half_of_the_pair(generator) -> None:
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    masks = torch.randint(0, generator.num_classes, (2, 16, 16), generator=torch.Generator().manual_seed(1))
+    rebuilt_images, rebuilt_masks = generator.reconstruct(images, masks)
+    output, _, _ = generator.image_autoencoder(images * 2 - 1)
+    assert torch.allclose(rebuilt_images, ((output + 1) / 2).clamp(0, 1), atol=1e-5)
+    one_hot = torch.nn.functional.one_hot(masks, generator.num_classes).permute(0, 3, 1, 2).float()
+    assert torch.equal(rebuilt_masks, generator.mask_autoencoder(one_hot)[0].argmax(1))

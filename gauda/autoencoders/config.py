@@ -33,6 +33,10 @@ class AutoencoderConfig:
     perceptual_weight: float = 0.0  # image only; needs perceptual_weights (a VGG16 state dict file)
     perceptual_weights: str | None = None
     class_weighting: Literal["none", "inverse_sqrt_frequency"] = "inverse_sqrt_frequency"  # mask only
+    # image only: weight each pixel's L1 by its mask class's pixel frequency^-power (normalised to mean 1
+    # over the classes); 0 is the paper's plain L1, 0.5 inverse square root. Thin, rare instruments cover
+    # too few pixels for a plain L1 to keep them.
+    class_weight_power: float = 0.0
     # mask only: weight of a soft Dice term over the batch beside the cross-entropy (0 = none); Dice
     # scores every class by its overlap whatever its size, so thin classes weigh as much as large ones
     dice_weight: float = 0.0
@@ -72,7 +76,13 @@ class AutoencoderConfig:
             "at least two channel counts, each double the one before (e.g. [64, 128, 256])",
             list(disc),
         )
-        for name in ("adversarial_weight", "perceptual_weight", "weight_decay", "dice_weight"):
+        for name in (
+            "adversarial_weight",
+            "perceptual_weight",
+            "weight_decay",
+            "dice_weight",
+            "class_weight_power",
+        ):
             check(getattr(self, name) >= 0, name, "a number >= 0", getattr(self, name))
         check(self.adversarial_start >= 0, "adversarial_start", "an integer >= 0", self.adversarial_start)
         check(

@@ -38,12 +38,36 @@ def inverse_sqrt_frequency_weights(pixel_counts: torch.Tensor) -> torch.Tensor:
     Rare classes (thin instruments) get more weight without the instability of 1/frequency; classes
     that never occur get weight 0.
     """
+    return inverse_frequency_weights(pixel_counts, 0.5)
+
+
+def inverse_frequency_weights(pixel_counts: torch.Tensor, power: float) -> torch.Tensor:
+    """Class weights frequency^-power, normalised to mean 1 over the classes that occur (0 elsewhere)."""
     counts = pixel_counts.double()
     present = counts > 0
     weights = torch.zeros_like(counts)
-    weights[present] = (counts[present] / counts.sum()).rsqrt()
+    weights[present] = (counts[present] / counts.sum()).pow(-power)
     weights[present] /= weights[present].mean()
     return weights.float()
+
+
+def class_weighted_l1(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor,
+    ignore_index: int = 255,
+) -> torch.Tensor:
+    """The L1 term of Eq. 3 with every pixel weighted by its mask class's weight: a weighted mean.
+
+    output, target (B, 3, H, W); mask (B, H, W) class ids; weights (C,). A thin instrument covers few
+    pixels, so a plain L1 can blur it away at little cost; here its pixels count as much as its class's
+    weight says. Ignored pixels weigh 1. With equal weights this is the plain L1.
+    """
+    valid = mask != ignore_index
+    pixel_weights = torch.where(valid, weights[torch.where(valid, mask, 0)], 1.0)  # (B, H, W)
+    error = (output - target).abs().mean(1)  # (B, H, W)
+    return (pixel_weights * error).sum() / pixel_weights.sum()
 
 
 # VGG16's convolutional layers in torchvision's numbering ("features.<index>"), so that a state dict

@@ -25,6 +25,8 @@ from gauda.autoencoders.evaluate import Modality, evaluate_autoencoder, model_in
 from gauda.autoencoders.losses import (
     VGG16Features,
     adaptive_adversarial_weight,
+    class_weighted_l1,
+    inverse_frequency_weights,
     inverse_sqrt_frequency_weights,
     mask_cross_entropy,
     mask_dice_loss,
@@ -156,6 +158,9 @@ def _train(
     weights = None
     if modality == "mask" and ae.class_weighting == "inverse_sqrt_frequency":
         weights = inverse_sqrt_frequency_weights(class_pixel_counts(splits.train)).to(device)
+    if modality == "image" and ae.class_weight_power > 0:
+        counts = class_pixel_counts(splits.train)
+        weights = inverse_frequency_weights(counts, ae.class_weight_power).to(device)
     perceptual = None
     if modality == "image" and ae.perceptual_weight > 0:
         perceptual = VGG16Features.from_file(ae.perceptual_weights).to(device)  # type: ignore[arg-type]
@@ -218,7 +223,10 @@ def _train(
             output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
         output, vq = output.float(), {k: v.float() for k, v in vq.items()}
         if modality == "image":  # Eq. 3: L1 (+ perceptual) ...
-            reconstruction = F.l1_loss(output, x)
+            if weights is None:
+                reconstruction = F.l1_loss(output, x)
+            else:  # each pixel weighted by its class, so that thin instruments are not blurred away
+                reconstruction = class_weighted_l1(output, x, batch["mask"].to(device), weights)
             if perceptual is not None:
                 reconstruction = reconstruction + ae.perceptual_weight * perceptual_distance(
                     perceptual, output_to_image(output), batch["image"].to(device)

@@ -52,7 +52,24 @@ def print_results(result: dict[str, Any], out: Path) -> None:
         f"SO IoU {_cell(result['so_iou'])}",
         highlight=False,
     )
+    print_per_class(result, console)
     console.print(f"written: {out / RESULT_FILE}, {out / FIGURE_FILE}", highlight=False)
+
+
+def print_per_class(result: dict[str, Any], console: Console) -> None:
+    """Per class: the real-trained segmenter on the test split, Real-Only on the generated pairs,
+    Synthetic-Only (and Autoencoder-Only) on the test split."""
+    columns = {"real (test)": result["real_evaluation"], "RO": result["ro_evaluation"]}
+    if result.get("ae_only_evaluation"):
+        columns["AE-Only (test)"] = result["ae_only_evaluation"]
+    if result.get("so_evaluation"):
+        columns["SO (test)"] = result["so_evaluation"]
+    table = Table("class", *columns, title="IoU per class")
+    for name in result["real_evaluation"]["per_class"]:
+        table.add_row(name, *(_cell(e["per_class"][name]["iou"], 3) for e in columns.values()))
+    table.add_section()
+    table.add_row("label mean", *(_cell(e["label_mean_iou"], 3) for e in columns.values()))
+    console.print(table)
 
 
 def generator(
@@ -97,14 +114,23 @@ def generator(
             help="Train the Synthetic-Only segmenter (segmentation.steps of --segmenter's run).",
         ),
     ] = True,
+    autoencoder_only: Annotated[
+        bool,
+        typer.Option(
+            "--ae-only/--no-ae-only",
+            help="Also train a segmenter on the real training pairs through both autoencoders: the "
+            "autoencoders' share of what Synthetic-Only loses (the rest is the diffusion model's).",
+        ),
+    ] = False,
     device: Annotated[
         str | None, typer.Option("--device", help="auto, cpu, cuda, ... (default: the segmenter run's).")
     ] = None,
     as_json: AsJson = False,
     overrides: Overrides = None,
 ) -> None:
-    """Evaluate a generator: FID and KID against real frames, Real-Only and Synthetic-Only IoU, the hit
-    rate of each conditioned class, and a sweep over guidance scales; writes generator_evaluation.json
+    """Evaluate a generator: FID and KID against real frames, Real-Only and Synthetic-Only IoU per class
+    beside the real-trained segmenter's, the hit rate of each conditioned class, and a sweep over guidance
+    scales; writes generator_evaluation.json
     and guidance_sweep.png into OUT (--set changes the segmenter run's configuration, e.g.
     segmentation.steps for the SO segmenter)."""
     if sampler is not None and sampler not in SAMPLER_NAMES:
@@ -124,6 +150,7 @@ def generator(
         batch_size=batch_size,
         real_split=real_split,
         synthetic_only=synthetic_only,
+        autoencoder_only=autoencoder_only,
         overrides=overrides or (),
         device=device,
         progress=not as_json,

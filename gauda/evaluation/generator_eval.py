@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gauda.checkpoint import CheckpointError
 from gauda.config import ConfigError, to_dict
+from gauda.data.classes import IGNORE_INDEX
 from gauda.data.dataset import DataSplits, Sample, classes_present, load_splits
 from gauda.data.splits import SPLITS
 from gauda.device import resolve_device
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 RESULT_FILE = "generator_evaluation.json"
 FIGURE_FILE = "guidance_sweep.png"
 SYNTHETIC_ONLY_RUN = "synthetic_only"  # the run folder of the Synthetic-Only segmenter, inside --out
+AUTOENCODER_ONLY_RUN = "autoencoder_only"  # the segmenter trained on reconstructed real pairs, inside --out
 
 
 class GeneratedPairs(Dataset):
@@ -109,6 +111,21 @@ def generate_pairs(
         bar.update(len(batch))
     bar.close()
     return torch.cat(images), torch.cat(masks)
+
+
+@torch.no_grad()
+def reconstructed_pairs(
+    pair_generator: PairGenerator, dataset: Dataset, batch_size: int, progress: bool = True
+) -> GeneratedPairs:
+    """Every real pair of ``dataset`` through the generator's two autoencoders (ignored pixels stay
+    ignored): what a perfect diffusion model could at best produce on these autoencoders."""
+    images, masks = [], []
+    loader = DataLoader(dataset, batch_size=batch_size)
+    for batch in tqdm(loader, desc="reconstructing", disable=not progress):
+        image, mask = pair_generator.reconstruct(batch["image"], batch["mask"])
+        images.append(image.cpu())
+        masks.append(torch.where(batch["mask"] == IGNORE_INDEX, IGNORE_INDEX, mask.cpu()))
+    return GeneratedPairs(torch.cat(images), torch.cat(masks), pair_generator.class_names)
 
 
 def resize_pairs(
@@ -238,6 +255,7 @@ def evaluate_generator(
     batch_size: int = 16,
     real_split: str = "train",
     synthetic_only: bool = True,
+    autoencoder_only: bool = False,
     overrides: Sequence[str] = (),
     device: str | None = None,
     progress: bool = True,
@@ -259,6 +277,9 @@ def evaluate_generator(
         batch_size: pairs sampled at once, and frames per feature batch.
         real_split: the real frames FID and KID compare with.
         synthetic_only: train the Synthetic-Only segmenter (``segmentation.steps`` of its configuration).
+        autoencoder_only: also train one on the real training pairs through both autoencoders and score
+            it on the test split: the autoencoders' share of what Synthetic-Only loses (the rest is the
+            diffusion model's).
         overrides: ``KEY=VALUE`` changes to the segmenter run's configuration (e.g. segmentation.steps).
         device: where everything runs (default: the segmenter configuration's ``segmentation.device``).
         progress: show progress bars.
@@ -333,6 +354,15 @@ def evaluate_generator(
     so_table = None
     if synthetic_only:
         so_table = synthetic_only_evaluation(main_pairs, splits, config, out / SYNTHETIC_ONLY_RUN, progress)
+    ae_table = None
+    if autoencoder_only:
+        ae_pairs = reconstructed_pairs(pair_generator, splits.train, batch_size, progress)
+        ae_table = synthetic_only_evaluation(ae_pairs, splits, config, out / AUTOENCODER_ONLY_RUN, progress)
+    segmentation = config.segmentation
+    real_table = evaluate_split(
+        model, splits.test, class_names, segmentation.num_samples("test"), segmentation.eval_batch_size,
+        torch_device, seed=segmentation.seed,
+    )  # fmt: skip
     result: dict[str, Any] = {
         "run": str(run),
         "segmenter": str(segmenter_run),
@@ -343,6 +373,8 @@ def evaluate_generator(
         "ro_iou": main["ro_iou"],
         "ro_dice": main["ro_dice"],
         "so_iou": _number(so_table.table.label_mean_iou) if so_table is not None else None,
+        "ae_only_iou": _number(ae_table.table.label_mean_iou) if ae_table is not None else None,
+        "real_iou": _number(real_table.table.label_mean_iou),
         "hit_rate": main["hit_rate"],
         "guidance": main["guidance"],
         "guidance_form": "eps_null + w * (eps_cond - eps_null)",
@@ -359,6 +391,8 @@ def evaluate_generator(
         "ro_evaluation": main_ro.to_json(),
         "so_evaluation": so_table.to_json() if so_table is not None else None,
         "so_run": str(out / SYNTHETIC_ONLY_RUN) if so_table is not None else None,
+        "ae_only_evaluation": ae_table.to_json() if ae_table is not None else None,
+        "real_evaluation": real_table.to_json(),
         "figure": FIGURE_FILE,
     }
     out.mkdir(parents=True, exist_ok=True)

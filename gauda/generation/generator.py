@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from gauda.autoencoders.runs import load_autoencoder
-from gauda.autoencoders.vqgan import VQGAN
+from gauda.autoencoders.vqgan import VQGAN, image_to_input, mask_to_input
 from gauda.config import ConfigError
 from gauda.device import resolve_device
 from gauda.diffusion.config import DiffusionConfig
@@ -174,4 +174,20 @@ class PairGenerator:
                 )
             count = conditions.shape[0]
         z = sample_latents(self.model, conditions, count, sampling, self.betas, generator)
+        return decode_pairs(z, self.image_autoencoder, self.mask_autoencoder, self.info["image_channels"])
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real pairs through both autoencoders, the way generated latents are decoded: images
+        (B, 3, H, W) in [0, 1] and masks (B, H, W) in, their reconstructions out (255 becomes a class).
+
+        What a perfect diffusion model could at best produce on these autoencoders."""
+        device = self.device
+        z = torch.cat(
+            [
+                self.image_autoencoder.encode(image_to_input(images.to(device))),
+                self.mask_autoencoder.encode(mask_to_input(masks.to(device), self.num_classes)),
+            ],
+            dim=1,
+        )  # (B, D_x + D_y, s, s), the joint latent the denoiser models
         return decode_pairs(z, self.image_autoencoder, self.mask_autoencoder, self.info["image_channels"])

@@ -24,6 +24,7 @@ from gauda.io import atomic_write_json
 from gauda.segmentation.bayesian import BayesianSegmenter, build_segmenter, predict
 from gauda.segmentation.config import SegmentationConfig
 from gauda.uncertainty.classwise import ClasswiseUncertainty
+from gauda.uncertainty.estimates import ClasswiseEstimates, UncertaintySums
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class SplitEvaluation:
 
     table: SegmentationTable
     uncertainty: torch.Tensor  # (C,) float64
+    estimates: UncertaintySums | None = None  # every pooling and quantity (gauda.uncertainty.estimates)
 
     def to_json(self, frames: bool = False) -> dict[str, Any]:
         """The table's JSON with each class's ``uncertainty`` beside its scores (null: never predicted)."""
@@ -75,6 +77,7 @@ def evaluate_split(
     generator = torch.Generator(device=device).manual_seed(seed)
     scores = SegmentationScores(class_names)
     uncertainty = ClasswiseUncertainty(len(class_names))
+    estimates = ClasswiseEstimates()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
@@ -82,10 +85,11 @@ def evaluate_split(
             masks = batch["mask"].to(device)  # (B, H, W)
             samples, y_bar = predict(model, images, num_samples, generator)  # (N, B, C, H, W), (B, C, H, W)
             uncertainty.update(samples, valid=masks != IGNORE_INDEX)  # Eq. 8 pooled over the split
+            estimates.update(samples, masks, valid=masks != IGNORE_INDEX)  # and its variants
             scores.update(y_bar.argmax(dim=1), masks, batch["name"], y_bar)
     finally:
         model.train(was_training)
-    return SplitEvaluation(scores.compute(), uncertainty.compute())
+    return SplitEvaluation(scores.compute(), uncertainty.compute(), estimates.compute())
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

@@ -45,6 +45,7 @@ from gauda.segmentation.bayesian import BayesianSegmenter
 from gauda.segmentation.config import SegmentationConfig
 from gauda.segmentation.evaluate import evaluate_split
 from gauda.segmentation.sampler import MemberBatchSampler
+from gauda.uncertainty.estimates import UncertaintySums
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class ValidationResults:
     step: int
     table: SegmentationTable
     uncertainty: torch.Tensor  # (C,) UE_c of Eq. 8 over the validation set; NaN: class never predicted
+    estimates: UncertaintySums | None = None  # its variants (gauda.uncertainty.estimates)
 
 
 class TrainingHook:
@@ -331,7 +333,7 @@ class SegmentationTrainer:
             num_workers=self.config.num_workers,
             progress=self.progress,
         )
-        return ValidationResults(self.step, evaluation.table, evaluation.uncertainty)
+        return ValidationResults(self.step, evaluation.table, evaluation.uncertainty, evaluation.estimates)
 
     # -- checkpoints ------------------------------------------------------------------------------------
 

@@ -219,7 +219,11 @@ def test_run_spec_name_and_column() -> None:
 @pytest.mark.parametrize(
     ("schemes", "seeds", "message"),
     [
-        (["default", "magic"], [0], "--schemes default,magic: expected a list of default, adaptive, gauda"),
+        (
+            ["default", "magic"],
+            [0],
+            "--schemes default,magic: expected a list of default, adaptive, uncertainty, gauda, gauda-",
+        ),
         ([], [0], "--schemes : expected a list of"),
         (
             ["default", "adaptive", "default"],

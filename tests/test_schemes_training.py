@@ -57,8 +57,10 @@ def test_gauda_replaces_an_exact_share_after_each_validation_and_logs_its_choice
         assert synthetic.tolist() == ([0, 0] if step < 2 else [1, 1]), step
     choices = json.loads((tmp_path / CHOICES_FILE).read_text())["choices"]
     assert [c["step"] for c in choices] == [2, 4, 6]
-    assert all(1 <= len(c["classes"]) <= 2 for c in choices)
-    assert [c["num_pairs"] for c in choices] == [5, 5, 0]  # nothing generated after the last step
+    assert all(1 <= len(c["classes"]) <= 2 for c in choices[:2])
+    # nothing is generated after the last step, so the log counts no classes there
+    assert [c["num_pairs"] for c in choices] == [5, 5, 0] and choices[2]["classes"] == []
+    assert set(choices[0]["iou"]) == set(choices[0]["uncertainty"])  # UE_c beside IoU_c
     top = max((v, k) for k, v in choices[0]["uncertainty"].items() if v is not None)[1]
     assert top == choices[0]["classes"][0]
     assert (tmp_path / "gauda_choices.png").stat().st_size > 0

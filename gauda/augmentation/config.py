@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from gauda.config import check
 from gauda.diffusion.config import SamplerName
+from gauda.uncertainty.estimates import POOLINGS, QUANTITIES, Pooling, Quantity
 
-SchemeName = Literal["default", "adaptive", "gauda"]
-SCHEME_NAMES: tuple[str, ...] = ("default", "adaptive", "gauda")
+SchemeName = Literal["default", "adaptive", "uncertainty", "gauda"]
+SCHEME_NAMES: tuple[str, ...] = ("default", "adaptive", "uncertainty", "gauda")
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,10 @@ class SchemeConfig:
     """How the segmentation training loop uses its validation points.
 
     ``default`` trains on the real batches as drawn. ``adaptive`` turns each validation's per-class IoU
-    into frame sampling weights. ``gauda`` asks the frozen generator of a diffusion run (``generator``)
-    for pairs of the ``top_k`` most uncertain classes (Eq. 8) and mixes them into the following batches.
+    into frame sampling weights. ``uncertainty`` turns each class's uncertainty UE_c into frame sampling
+    weights instead (Supp. 8.2 on images). ``gauda`` asks the frozen generator of a diffusion run
+    (``generator``) for pairs of the ``top_k`` most uncertain classes and mixes them into the following
+    batches, and (``real_sampling``) draws the real frames by uncertainty too.
     """
 
     name: SchemeName = "default"
@@ -38,7 +41,19 @@ class SchemeConfig:
     guidance: float | None = None  # classifier-free guidance w of Eq. 6; None: the run's
     generation_batch_size: int = 16  # pairs per sampler call (one chunk of the producer)
     asynchronous: bool = True  # generate the next chunks in a background thread while training runs
+    # Opt-in, biased: dropping pairs the current model disagrees with drops the rare-class pairs it misses
     curation_threshold: float = 0.0  # drop pairs whose mask agrees with the model below this IoU; 0 = off
+    # -- the class-wise uncertainty UE_c (gauda.uncertainty.estimates); the paper's literal Eq. 8 is
+    # predicted / variance / no missed_ratio
+    uncertainty_pooling: Pooling = "predicted"  # P_c: pixels predicted as c, labelled c, or either (union)
+    uncertainty_quantity: Quantity = "variance"  # or mutual_information
+    # a class labelled on the validation split but predicted on at most this share of its labelled pixels
+    # counts as the most uncertain (+inf); null: no such rule (a never-predicted class has no estimate)
+    missed_ratio: float | None = None
+    class_choice: Literal["uncertainty", "random"] = "uncertainty"  # random: the control of the signal
+    real_sampling: Literal["uniform", "uncertainty"] = "uniform"  # gauda: real frames by UE_c as well
+    presence_pixels: int = 0  # keep a generated pair only if its requested class has >= this many pixels
+    keep_requested_frames: bool = False  # never replace a real frame that holds a requested class
 
     def __post_init__(self) -> None:
         check(self.temperature > 0, "temperature", "a number > 0", self.temperature)
@@ -60,6 +75,25 @@ class SchemeConfig:
             self.generation_batch_size,
         )
         check(
+            self.uncertainty_pooling in POOLINGS,
+            "uncertainty_pooling",
+            "one of " + ", ".join(POOLINGS),
+            self.uncertainty_pooling,
+        )
+        check(
+            self.uncertainty_quantity in QUANTITIES,
+            "uncertainty_quantity",
+            "one of " + ", ".join(QUANTITIES),
+            self.uncertainty_quantity,
+        )
+        check(
+            self.missed_ratio is None or 0 <= self.missed_ratio < 1,
+            "missed_ratio",
+            "a number in [0, 1) or null",
+            self.missed_ratio,
+        )
+        check(self.presence_pixels >= 0, "presence_pixels", "an integer >= 0", self.presence_pixels)
+        check(
             0 <= self.curation_threshold <= 1,
             "curation_threshold",
             "a number in [0, 1] (0 = off)",
@@ -73,3 +107,42 @@ _PAPER = SchemeConfig()
 _TINY = replace(_PAPER, top_k=3, num_pairs=32, generation_batch_size=16)
 
 SCHEME_PRESETS: dict[str, SchemeConfig] = {"tiny": _TINY, "paper": _PAPER}
+
+
+# Named variants of a scheme for `gauda experiment`: the controls and ablations of GAUDA, each a base
+# scheme with some fields changed; a run folder and a table column carry the variant's name.
+SCHEME_VARIANTS: dict[str, tuple[SchemeName, dict[str, Any]]] = {
+    # the control of the signal: k classes drawn at random at each validation
+    "gauda-random": ("gauda", {"class_choice": "random"}),
+    # the paper read literally: Eq. 8 over predicted pixels, no real-frame weighting, no pair filters
+    "gauda-literal": (
+        "gauda",
+        {
+            "uncertainty_pooling": "predicted",
+            "uncertainty_quantity": "variance",
+            "missed_ratio": None,
+            "real_sampling": "uniform",
+            "presence_pixels": 0,
+            "keep_requested_frames": False,
+        },
+    ),
+    # ablations: generated pairs alone (no real-frame weighting); no presence filter or frame protection
+    "gauda-pairs-only": ("gauda", {"real_sampling": "uniform"}),
+    "gauda-unfiltered": ("gauda", {"presence_pixels": 0, "keep_requested_frames": False}),
+}
+EXPERIMENT_SCHEMES: tuple[str, ...] = SCHEME_NAMES + tuple(SCHEME_VARIANTS)
+
+
+def scheme_variant(scheme: SchemeConfig, name: str) -> SchemeConfig:
+    """``scheme`` as the scheme or variant ``name`` (one of ``EXPERIMENT_SCHEMES``)."""
+    if name in SCHEME_NAMES:
+        return replace(scheme, name=name)  # type: ignore[arg-type]
+    if name not in SCHEME_VARIANTS:
+        raise ValueError(f"scheme {name!r}: expected one of {', '.join(EXPERIMENT_SCHEMES)}")
+    base, changes = SCHEME_VARIANTS[name]
+    return replace(scheme, name=base, **changes)
+
+
+def base_scheme(name: str) -> str:
+    """The scheme a variant name runs (the name itself for a plain scheme)."""
+    return SCHEME_VARIANTS[name][0] if name in SCHEME_VARIANTS else name

@@ -40,3 +40,12 @@ def curate(
         model.train(was_training)
     agreement = mask_agreement(y_bar.argmax(dim=1), masks, y_bar.shape[1])
     return agreement, agreement >= threshold
+
+
+def presence_keep(masks: torch.Tensor, conditions: torch.Tensor, min_pixels: int) -> torch.Tensor:
+    """(B,) bool: the pairs whose mask (B, H, W) holds every class of its condition row (B, C) on at
+    least ``min_pixels`` pixels. Unlike ``curate`` it asks nothing of the current model, so it keeps the
+    rare-class pairs that the model misses (the ones worth generating)."""
+    num_classes = conditions.shape[1]
+    pixels = torch.stack([torch.bincount(m.flatten(), minlength=256)[:num_classes] for m in masks.long()])
+    return ((pixels >= min_pixels) | (conditions <= 0)).all(dim=1)

@@ -27,6 +27,7 @@ def mix_batch(
     names: list[list[str]],
     num_classes: int,
     generator: torch.Generator,
+    protected: torch.Tensor | None = None,
 ) -> dict:
     """A copy of a member batch with ``k`` frames of each member replaced by synthetic pairs.
 
@@ -38,18 +39,25 @@ def mix_batch(
         names: per member, the k names of the synthetic pairs.
         num_classes: C.
         generator: draws the positions; seed it with the step for a reproducible run.
+        protected: optional bool (M, B): frames never replaced (e.g. real frames of the classes the
+            pairs were generated for); a member with fewer than ``k`` others gets fewer pairs.
     """
     num_members, batch_size = batch["mask"].shape[:2]
     count = images.shape[1]
     mixed = {key: value.clone() if isinstance(value, torch.Tensor) else [list(v) for v in value]
              for key, value in batch.items()}  # fmt: skip
     for member in range(num_members):
-        positions = replacement_positions(batch_size, count, generator)
-        mixed["image"][member, positions] = images[member].to(mixed["image"].dtype)
-        mixed["mask"][member, positions] = masks[member].to(mixed["mask"].dtype)
-        if "classes" in mixed:
+        if protected is None:
+            positions = replacement_positions(batch_size, count, generator)
+        else:
+            free = (~protected[member]).nonzero().flatten()
+            positions = free[replacement_positions(len(free), min(count, len(free)), generator)]
+        used = len(positions)
+        mixed["image"][member, positions] = images[member, :used].to(mixed["image"].dtype)
+        mixed["mask"][member, positions] = masks[member, :used].to(mixed["mask"].dtype)
+        if "classes" in mixed and used:
             mixed["classes"][member, positions] = torch.stack(
-                [classes_present(mask, num_classes) for mask in masks[member]]
+                [classes_present(mask, num_classes) for mask in masks[member, :used]]
             ).to(mixed["classes"].dtype)
         if "index" in mixed:
             mixed["index"][member, positions] = -1  # no training frame

@@ -38,3 +38,27 @@ def pair_conditions(
     else:
         raise ValueError(f"condition {mode!r}: expected each or joint")
     return conditions
+
+
+def random_classes(num_classes: int, k: int, generator: torch.Generator) -> list[int]:
+    """``k`` distinct class ids drawn uniformly: the control that tells the signal's gain from the
+    generated pairs' own."""
+    return torch.randperm(num_classes, generator=generator)[:k].tolist()
+
+
+def class_weights_from_uncertainty(uncertainty: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Class sampling weights (C,) summing to 1 that grow with UE_c (Supp. 8.2's uncertainty-based
+    weights, on images): softmax(d_c / T) with d_c = UE_c / max_c' UE_c' in [0, 1].
+
+    A missed class (+inf) gets d = 1, the largest; a class without an estimate (NaN) gets the mean d of
+    the others, neither favoured nor starved. The same form as Adaptive Sampling's softmax over
+    1 - IoU_c, so that the two schemes differ in their signal only.
+    """
+    values = uncertainty.to(torch.float64)
+    finite = torch.isfinite(values)
+    scale = values[finite].max() if finite.any() else torch.tensor(1.0, dtype=torch.float64)
+    difficulty = torch.where(finite, values / scale.clamp(min=1e-12), values)
+    difficulty = torch.where(torch.isinf(difficulty), 1.0, difficulty)
+    known = ~torch.isnan(difficulty)
+    fill = difficulty[known].mean() if known.any() else torch.tensor(0.0, dtype=torch.float64)
+    return torch.softmax(torch.where(known, difficulty, fill) / temperature, dim=0)

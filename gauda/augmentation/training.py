@@ -12,6 +12,7 @@ from typing import Any
 from gauda.augmentation.adaptive import AdaptiveSampling
 from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
+from gauda.augmentation.uncertainty_sampling import UncertaintySampling
 from gauda.config import ConfigError, to_dict
 from gauda.data.dataset import load_splits
 from gauda.data.splits import save_split
@@ -62,6 +63,8 @@ def scheme_hooks(config: GaudaConfig, device: str | None = None) -> list[Trainin
     scheme = config.scheme
     if scheme.name == "adaptive":
         return [AdaptiveSampling(scheme)]
+    if scheme.name == "uncertainty":
+        return [UncertaintySampling(scheme)]
     if scheme.name == "gauda":
         check_scheme(config)
         generator = PairGenerator.load(scheme.generator, device=device or config.segmentation.device)

@@ -1,20 +1,25 @@
 """GAUDA (paper Sec. 3.3, Supplementary Fig. 9) as a hook of the segmentation training loop.
 
-At each validation the class-wise uncertainty UE_c (Eq. 8) picks the ``top_k`` most uncertain classes;
-the frozen generator makes ``num_pairs`` pairs conditioned on them (in chunks, ahead of need when
-asynchronous); until the next validation, ``round(replace_fraction * B)`` frames of every member's
-batch are replaced by the next synthetic pairs, at random positions.
+At each validation the class-wise uncertainty UE_c (Eq. 8, or a variant: ``gauda.uncertainty.estimates``)
+picks the ``top_k`` most uncertain classes; the frozen generator makes ``num_pairs`` pairs conditioned on
+them (in chunks, ahead of need when asynchronous); pairs whose mask lacks the requested class are
+dropped (``presence_pixels``); until the next validation, ``round(replace_fraction * B)`` frames of every
+member's batch are replaced by synthetic pairs, at random positions (never a real frame of a requested
+class, with ``keep_requested_frames``). With ``real_sampling: uncertainty`` the real frames are drawn
+by UE_c as well.
 
-Everything is a function of (seed, step): chunk i of the request made at validation step v is sampled
-from a generator seeded by (seed, v, i); the pairs a step uses are the next ones in the request's
-stream (wrapping around when all were used); the replaced positions are drawn from a generator seeded
-by (seed, step). A resumed run regenerates the request of its last validation and continues with the
+Every member walks the whole stream of a request, each from its own offset (member m starts at
+m / M of the way), so that each member trains on every pair and the members see different pairs at
+one step. Everything is a function of (seed, step): chunk i of the request made at validation step v
+is sampled from a generator seeded by (seed, v, i); the replaced positions are drawn from a generator
+seeded by (seed, step). A resumed run regenerates the request of its last validation and continues with the
 very same pairs; only the request (step and classes) travels in the checkpoint, never the tensors.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,11 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gauda.augmentation.adaptive import training_frame_classes
 from gauda.augmentation.config import SchemeConfig
-from gauda.augmentation.curation import curate
+from gauda.augmentation.curation import curate, presence_keep
 from gauda.augmentation.mixing import mix_batch, replaced_count
 from gauda.augmentation.producer import ChunkProducer
-from gauda.augmentation.selection import pair_conditions, top_k_uncertain
+from gauda.augmentation.selection import pair_conditions, random_classes, top_k_uncertain
+from gauda.augmentation.uncertainty_sampling import scheme_uncertainty, set_uncertainty_weights
 from gauda.config import ConfigError
 from gauda.generation.generator import PairGenerator, Sampling
 from gauda.io import atomic_write_json
@@ -59,6 +66,7 @@ class _Stream:
         self.masks: list[torch.Tensor] = []
         self.chunks_read = 0
         self.offered = 0  # pairs generated and looked at (before curation)
+        self.absent = 0  # pairs dropped because the requested class was not in their mask
 
     def __len__(self) -> int:
         return len(self.images)
@@ -82,6 +90,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         self.producer: ChunkProducer | None = None
         self._stream = _Stream()
         self._resize_warned = False
+        self.frame_classes: torch.Tensor | None = None  # (N, C) of the training frames (real_sampling)
         self.total_chunks = -(-config.num_pairs // config.generation_batch_size)
         # under torchrun, rank r makes chunks r, r + world, ... of every request and mixes them into its
         # own share of the batches (set in on_train_start)
@@ -107,6 +116,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
                 f"scheme.num_pairs {self.config.num_pairs}: {self.total_chunks} chunks of "
                 f"scheme.generation_batch_size for {self.world_size} processes; expected at least one each"
             )
+        if self.config.real_sampling == "uncertainty":
+            self.frame_classes = training_frame_classes(trainer.train, progress=trainer.progress)
         self.producer = ChunkProducer(self._make_chunk, self.config.asynchronous, self.generator.device)
         logger.info(
             "GAUDA: %s with %d steps, guidance %g; %d pairs per validation, %s",
@@ -122,29 +133,44 @@ class UncertaintyGuidedAugmentation(TrainingHook):
     def on_validation(self, step: int, results: ValidationResults) -> None:
         assert self.trainer is not None
         names = self.trainer.class_names
-        classes = top_k_uncertain(results.uncertainty, self.config.top_k)
+        uncertainty = scheme_uncertainty(results, self.config)  # (C,), +inf for a missed class
+        if self.config.class_choice == "random":
+            draw = torch.Generator().manual_seed(mixed_seed(self.seed, step, 4))
+            classes = random_classes(len(names), self.config.top_k, draw)
+        else:
+            classes = top_k_uncertain(uncertainty, self.config.top_k)
+        generated = bool(classes) and step < self.trainer.config.steps  # nothing trains after the last
         previous = self._previous_summary()
         choice: dict[str, Any] = {
             "step": step,
-            "classes": [names[c] for c in classes],
+            "classes": [names[c] for c in classes] if generated else [],
             "uncertainty": {
-                name: (None if value != value else value)
-                for name, value in zip(names, results.uncertainty.tolist(), strict=True)
+                name: (None if not math.isfinite(value) else value)
+                for name, value in zip(names, uncertainty.tolist(), strict=True)
             },
-            "num_pairs": self.config.num_pairs if classes and step < self.trainer.config.steps else 0,
+            "missed": [
+                name for name, value in zip(names, uncertainty.tolist(), strict=True) if value == math.inf
+            ],
+            "iou": {
+                name: (None if value != value else value)
+                for name, value in zip(names, results.table.iou.tolist(), strict=True)
+            },
+            "num_pairs": self.config.num_pairs if generated else 0,
             "wait_seconds": round(self.wait_seconds, 3),
             "generation_seconds": round(self.producer.produce_seconds if self.producer else 0.0, 3),
             **previous,
         }
         self.choices.append(choice)
-        values = {"gauda/wait_seconds": self.wait_seconds, "gauda/num_chosen": float(len(classes))}
-        values.update({f"gauda/chosen/{names[c]}": 1.0 for c in classes})
+        values = {"gauda/wait_seconds": self.wait_seconds, "gauda/num_chosen": float(len(choice["classes"]))}
+        values.update({f"gauda/chosen/{name}": 1.0 for name in choice["classes"]})
         if self.trainer.metrics_log is not None:
             self.trainer.metrics_log.log(step, values)
         if self.trainer.ddp.is_main:
             atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
+        if self.frame_classes is not None:  # real_sampling: uncertainty
+            set_uncertainty_weights(self.trainer, self.frame_classes, uncertainty, self.config)
         logger.info("step %d: GAUDA asks for %s", step, ", ".join(choice["classes"]) or "nothing")
-        if choice["num_pairs"]:
+        if generated:
             self._submit(Request(step, tuple(classes)))
         else:
             self.request = None
@@ -154,18 +180,24 @@ class UncertaintyGuidedAugmentation(TrainingHook):
             return batch
         num_members, batch_size = batch["mask"].shape[:2]
         count = replaced_count(batch_size, self.config.replace_fraction)
-        start = (step - self.request.step) * num_members * count  # position in the request's stream
-        pairs = [self._pair(start + i) for i in range(num_members * count)]
-        if any(pair is None for pair in pairs):  # curation dropped every pair of the request
+        offset = -(-self.process_pairs // num_members)  # member m starts m / M of the way along
+        walked = (step - self.request.step) * count  # how far each member has walked its stream
+        positions = [member * offset + walked + i for member in range(num_members) for i in range(count)]
+        pairs = [self._pair(position) for position in positions]
+        if any(pair is None for pair in pairs):  # the filters dropped every pair of the request
             return batch
         images = torch.stack([p[0] for p in pairs]).unflatten(0, (num_members, count))  # (M, k, 3, H, W)
         masks = torch.stack([p[1] for p in pairs]).unflatten(0, (num_members, count))  # (M, k, H, W)
         images, masks = self._match_size(images, masks, batch["mask"].shape[-2:])
-        names = [[f"synthetic-{self.request.step}-{(start + member * count + i) % max(len(self._stream), 1)}"
+        length = max(len(self._stream), 1)
+        names = [[f"synthetic-{self.request.step}-{positions[member * count + i] % length}"
                   for i in range(count)] for member in range(num_members)]  # fmt: skip
+        protected = None
+        if self.config.keep_requested_frames:
+            protected = batch["classes"][..., list(self.request.classes)].bool().any(-1)  # (M, B)
         keys = (self.seed, step, 2) if self.world_size == 1 else (self.seed, step, 2, self.rank)
-        positions = torch.Generator().manual_seed(mixed_seed(*keys))
-        return mix_batch(batch, images, masks, names, len(self.trainer.class_names), positions)
+        generator = torch.Generator().manual_seed(mixed_seed(*keys))
+        return mix_batch(batch, images, masks, names, len(self.trainer.class_names), generator, protected)
 
     def on_train_end(self, trainer: SegmentationTrainer) -> None:
         self.close()
@@ -203,14 +235,27 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         self._stream = _Stream()
         self.producer.submit(request, self.num_chunks)
 
-    def _make_chunk(self, request: Request, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This process's ``index``-th chunk of a request: (b, 3, H, W) images, (b, H, W) masks (CPU)."""
+    @property
+    def process_pairs(self) -> int:
+        """Pairs of a request this process makes (before any filter)."""
+        size, total = self.config.generation_batch_size, self.config.num_pairs
+        return sum(
+            min(size, total - chunk * size) for chunk in range(self.rank, self.total_chunks, self.world_size)
+        )
+
+    def _chunk_conditions(self, request: Request, index: int) -> torch.Tensor:
+        """(b, C) conditions of this process's ``index``-th chunk of a request."""
         index = self.rank + index * self.world_size  # the chunk's place in the whole request
         first = index * self.config.generation_batch_size
         size = min(self.config.generation_batch_size, self.config.num_pairs - first)
-        conditions = pair_conditions(
+        return pair_conditions(
             list(request.classes), self.config.num_pairs, self.generator.num_classes, self.config.condition
         )[first : first + size]
+
+    def _make_chunk(self, request: Request, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's ``index``-th chunk of a request: (b, 3, H, W) images, (b, H, W) masks (CPU)."""
+        conditions = self._chunk_conditions(request, index)
+        index = self.rank + index * self.world_size  # the chunk's place in the whole request (its seed)
         device = self.generator.device
         generator = torch.Generator(device=device).manual_seed(mixed_seed(self.seed, request.step, index))
         images, masks = self.generator.generate(conditions.to(device), self.sampling, generator)
@@ -223,6 +268,11 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         while position >= len(stream) and stream.chunks_read < self.num_chunks:
             images, masks = self.producer.chunk(stream.chunks_read)
             stream.offered += len(images)
+            if self.config.presence_pixels > 0:
+                conditions = self._chunk_conditions(self.request, stream.chunks_read)
+                keep = presence_keep(masks, conditions, self.config.presence_pixels)
+                stream.absent += int((~keep).sum())
+                images, masks = images[keep], masks[keep]
             if self.config.curation_threshold > 0:
                 chunk = self.rank + stream.chunks_read * self.world_size  # its place in the request
                 images, masks = self._curate(images, masks, chunk)
@@ -231,7 +281,9 @@ class UncertaintyGuidedAugmentation(TrainingHook):
             stream.chunks_read += 1
         if not len(stream):
             if stream.offered:
-                logger.warning("step %d: curation kept none of %d pairs", self.request.step, stream.offered)
+                logger.warning(
+                    "step %d: the filters kept none of %d pairs", self.request.step, stream.offered
+                )
                 stream.offered = 0  # warn once per request
             return None
         index = position % len(stream)
@@ -282,4 +334,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
     def _previous_summary(self) -> dict[str, Any]:
         """How the request of the previous validation was used (pairs kept after curation)."""
         stream = self._stream
-        return {"previous_pairs_used": len(stream), "previous_chunks_read": stream.chunks_read}
+        return {
+            "previous_pairs_used": len(stream),
+            "previous_chunks_read": stream.chunks_read,
+            "previous_pairs_without_class": stream.absent,
+        }

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gauda.augmentation.config import SCHEME_NAMES
+from gauda.augmentation.config import EXPERIMENT_SCHEMES, base_scheme
 from gauda.augmentation.training import check_scheme
 from gauda.cli.data import Dataset, Root, Setting, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
@@ -55,7 +55,12 @@ def experiment(
         typer.Option("--model", help=f"Model: {' or '.join(MODEL_NAMES)} (default: the preset's)."),
     ] = None,
     schemes: Annotated[
-        str, typer.Option("--schemes", help=f"Comma-separated schemes among {', '.join(SCHEME_NAMES)}.")
+        str,
+        typer.Option(
+            "--schemes",
+            help=f"Comma-separated schemes among {', '.join(EXPERIMENT_SCHEMES)} (the gauda-* names are "
+            "GAUDA's controls and ablations, docs/schemes.md).",
+        ),
     ] = "default,adaptive,gauda",
     aug: Annotated[str, typer.Option("--aug", help="Classic augmentation: off, on or both.")] = "both",
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0 .. N-1 per column.", min=1)] = 3,
@@ -96,7 +101,8 @@ def experiment(
     config = build_config(preset, config_file, overrides, updates)
     names = [name.strip() for name in schemes.split(",") if name.strip()]
     runs = plan_runs(names, AUG_CHOICES[aug], list(range(seeds)))
-    if "gauda" in names:  # refuse a missing generator before printing a plan that cannot run
+    # refuse a missing generator before printing a plan that cannot run
+    if any(base_scheme(name) == "gauda" for name in names):
         check_scheme(run_config(config, RunSpec("gauda", False, 0), config.scheme.generator))
     if dry_run:
         print_dry_run(config)

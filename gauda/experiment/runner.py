@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from gauda.augmentation.config import SCHEME_NAMES
+from gauda.augmentation.config import EXPERIMENT_SCHEMES, base_scheme, scheme_variant
 from gauda.augmentation.training import check_scheme, train_segmenter
 from gauda.config import ConfigError, to_dict
 from gauda.io import atomic_write_json
@@ -50,9 +50,11 @@ class RunSpec:
 
 def plan_runs(schemes: Sequence[str], augs: Sequence[bool], seeds: Sequence[int]) -> list[RunSpec]:
     """The grid, scheme-major (all seeds of one column run before the next column)."""
-    unknown = [s for s in schemes if s not in SCHEME_NAMES]
+    unknown = [s for s in schemes if s not in EXPERIMENT_SCHEMES]
     if unknown or not schemes:
-        raise ConfigError(f"--schemes {','.join(schemes)}: expected a list of {', '.join(SCHEME_NAMES)}")
+        raise ConfigError(
+            f"--schemes {','.join(schemes)}: expected a list of {', '.join(EXPERIMENT_SCHEMES)}"
+        )
     if len(set(schemes)) != len(schemes):
         raise ConfigError(f"--schemes {','.join(schemes)}: a scheme is named twice")
     if not seeds:
@@ -61,9 +63,12 @@ def plan_runs(schemes: Sequence[str], augs: Sequence[bool], seeds: Sequence[int]
 
 
 def run_config(base: GaudaConfig, spec: RunSpec, generator: str | None) -> GaudaConfig:
-    """The configuration of one run: ``base`` with the run's scheme, augmentation and seed."""
+    """The configuration of one run: ``base`` with the run's scheme (or variant), augmentation and seed."""
     data = replace(base.data, augment=replace(base.data.augment, enabled=spec.aug))
-    scheme = replace(base.scheme, name=spec.scheme, generator=generator if spec.scheme == "gauda" else None)
+    uses_generator = base_scheme(spec.scheme) == "gauda"
+    scheme = replace(
+        scheme_variant(base.scheme, spec.scheme), generator=generator if uses_generator else None
+    )
     return replace(base, data=data, segmentation=replace(base.segmentation, seed=spec.seed), scheme=scheme)
 
 
@@ -132,7 +137,7 @@ def run_grid(
     """Every run of the grid (run name -> its test evaluation with every frame's scores); with ``jobs``
     > 1, that many runs at a time in worker processes (``gauda.workers``)."""
     out = Path(out)
-    if any(spec.scheme == "gauda" for spec in runs):
+    if any(base_scheme(spec.scheme) == "gauda" for spec in runs):
         check_scheme(run_config(base, RunSpec("gauda", False, 0), generator))
     results: dict[str, dict[str, Any]] = {}
     if min(jobs, len(runs)) > 1:

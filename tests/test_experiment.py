@@ -23,7 +23,7 @@ from gauda.experiment import runner
 from gauda.experiment.experiment import EXPERIMENT_FILE, run_experiment
 from gauda.experiment.report import columns_of, gauda_comparisons, markdown_table, result_table
 from gauda.experiment.runner import EVALUATION_FILE, RunSpec, plan_runs, run_config
-from gauda.experiment.statistics import cohens_d, compare_frames
+from gauda.experiment.statistics import cohens_d, compare_frames, video_bootstrap
 
 # -- statistics -------------------------------------------------------------------------------------------
 
@@ -408,16 +408,26 @@ def test_experiment_rerun_with_more_steps_trains_on_and_evaluates_again(finished
 @pytest.mark.slow
 def test_experiment_with_gauda_compares_it_with_the_baseline(tiny_generator, tmp_path) -> None:
     config = tiny_generator.config(extra=GAUDA)
-    runs = plan_runs(["default", "gauda"], [False], [0, 1])
-    experiment = run_experiment(config, runs, tmp_path / "out", str(tiny_generator.diffusion), progress=False)
-    assert experiment["columns"] == ["default", "gauda"]
+    runs = plan_runs(["default", "gauda", "gauda-random"], [False], [0, 1])
+    experiment = run_experiment(
+        config, runs, tmp_path / "out", str(tiny_generator.diffusion), progress=False, held_out_seed=7
+    )
+    assert experiment["columns"] == ["default", "gauda", "gauda-random"]
     assert experiment["generator"] == str(tiny_generator.diffusion)
-    [comparison] = experiment["comparisons"]
+    assert experiment["scored_on"].endswith("data.synthetic.seed=7")
+    comparison, control = experiment["comparisons"]
     assert comparison["scheme"] == "gauda" and comparison["baseline"] == "default"
+    assert control["baseline"] == "gauda-random"
     assert comparison["num_frames"] >= 2 and isinstance(comparison["cohens_d"], float)
     p = comparison["wilcoxon_p"]
     assert p is None or 0 < p <= 1  # None only when gauda and default scored every frame alike
-    assert (tmp_path / "out" / "runs" / "gauda-seed1" / CHOICES_FILE).is_file()
+    assert set(comparison["seed_differences"]["per_seed"]) == {"0", "1"}
+    assert comparison["video_bootstrap"]["num_videos"] >= 2
+    run = tmp_path / "out" / "runs" / "gauda-random-seed1"
+    assert (run / CHOICES_FILE).is_file() and (run / "evaluation_heldout-seed7.json").is_file()
+    held_out = json.loads((run / "evaluation_heldout-seed7.json").read_text())
+    assert held_out["split"] == "all" and all(f["video"] for f in held_out["frames"].values())
+    assert held_out["num_frames"] == 10  # every frame of the 5 newly rendered videos of 2 frames
 
 
 def test_compare_frames_without_spread_writes_no_infinity_into_json() -> None:
@@ -439,3 +449,17 @@ def test_experiment_with_two_jobs_trains_every_run_in_workers(finished, tmp_path
             finished.experiment["runs"][name]["label_mean_iou"], abs=0.05
         )
     assert (tmp_path / "out" / "table.md").is_file()
+
+
+def test_video_bootstrap_resamples_videos_and_brackets_the_mean() -> None:
+    a = {"v1-0": 0.9, "v1-1": 0.8, "v2-0": 0.6, "v3-0": 0.7, "v3-1": 0.75}
+    b = {name: value - 0.1 for name, value in a.items()}
+    videos = {name: name.split("-")[0] for name in a}
+    result = video_bootstrap(a, b, videos, num_resamples=500)
+    assert result["num_videos"] == 3 and result["num_frames"] == 5
+    assert result["mean_difference"] == pytest.approx(0.1)
+    assert result["low"] == pytest.approx(0.1) and result["high"] == pytest.approx(0.1)  # no spread
+    b["v2-0"] = 0.9  # one video where a loses
+    spread = video_bootstrap(a, b, videos, num_resamples=500)
+    assert spread["low"] < spread["mean_difference"] < spread["high"] and spread["low"] < 0
+    assert video_bootstrap(a, b, dict.fromkeys(a, "one"))["mean_difference"] is None  # one video

@@ -56,7 +56,14 @@ def print_table(summary: dict[str, Any], title: str) -> None:
 
 def segmenter(
     run: Annotated[Path, typer.Option("--run", help="Run folder of 'gauda train segmenter'.")],
-    split: Annotated[str, typer.Option("--split", help="Split to score: train, val or test.")] = "test",
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="Split to score: train, val, test, or all (every frame; with --set data.synthetic.seed=N, "
+            "newly rendered videos that no model has seen).",
+        ),
+    ] = "test",
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", help=f"Which checkpoint: {' or '.join(CHECKPOINT_NAMES)}.")
     ] = "best",

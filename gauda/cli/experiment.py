@@ -24,7 +24,8 @@ AUG_CHOICES: dict[str, tuple[bool, ...]] = {"off": (False,), "on": (True,), "bot
 
 def _print_table(experiment: dict[str, Any]) -> None:
     columns = experiment["columns"]
-    table = Table("class", *columns, title=f"test IoU, mean ± std over seeds {experiment['seeds']}")
+    where = experiment.get("scored_on", "test split")
+    table = Table("class", *columns, title=f"IoU on the {where}, mean ± std over seeds {experiment['seeds']}")
     for row, cells in experiment["table"].items():
         if row == "label mean":
             table.add_section()
@@ -39,10 +40,20 @@ def _print_table(experiment: dict[str, Any]) -> None:
     console.print(table)
     for comparison in experiment["comparisons"]:
         d, p = comparison["cohens_d"], comparison["wilcoxon_p"]
+        seeds = comparison.get("seed_differences") or {}
+        per_seed = ", ".join(f"{v:+.3f}" for v in (seeds.get("per_seed") or {}).values())
+        boot = comparison.get("video_bootstrap") or {}
+        interval = (
+            f"frame-mean difference {boot['mean_difference']:+.3f} "
+            f"[{boot['low']:+.3f}, {boot['high']:+.3f}] over {boot['num_videos']} videos"
+            if boot.get("mean_difference") is not None
+            else "no video bootstrap"
+        )
         console.print(
-            f"{comparison['scheme']} vs {comparison['baseline']}: Cohen's d "
-            f"{'–' if d is None else f'{d:+.3f}'}, Wilcoxon p {'–' if p is None else f'{p:.3g}'} "
-            f"({comparison['num_frames']} test frames)"
+            f"{comparison['scheme']} vs {comparison['baseline']}: label mean by seed {per_seed or '–'}; "
+            f"{interval}; Cohen's d {'–' if d is None else f'{d:+.3f}'}, Wilcoxon p "
+            f"{'–' if p is None else f'{p:.3g}'} ({comparison['num_frames']} test frames)",
+            highlight=False,
         )
 
 
@@ -80,6 +91,14 @@ def experiment(
             "(2 on a 2-core CPU: the tiny models use two threads poorly).",
         ),
     ] = 1,
+    held_out_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--held-out-seed",
+            help="Score every run on all frames of newly rendered synthetic videos of this seed "
+            "(data.synthetic.seed; 800 frames at tiny) instead of the test split.",
+        ),
+    ] = None,
     dataset: Dataset = None,
     root: Root = None,
     setting: Setting = None,
@@ -108,7 +127,15 @@ def experiment(
         print_dry_run(config)
         typer.echo(f"# {len(runs)} runs: {', '.join(spec.name for spec in runs)}")
         return
-    result = run_experiment(config, runs, out, config.scheme.generator, progress=not as_json, jobs=jobs)
+    result = run_experiment(
+        config,
+        runs,
+        out,
+        config.scheme.generator,
+        progress=not as_json,
+        jobs=jobs,
+        held_out_seed=held_out_seed,
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gauda.experiment.runner import RunSpec
-from gauda.experiment.statistics import compare_frames
+from gauda.experiment.statistics import compare_frames, video_bootstrap
 from gauda.io import atomic_save_figure
 
 SUMMARY_ROWS: dict[str, str] = {
@@ -62,11 +62,39 @@ def seed_mean_frames(
     return {name: float(np.mean(values)) for name, values in frames.items()}
 
 
+def frame_videos(results: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Frame name -> video, from the runs' evaluations (frames scored before videos were recorded have
+    none)."""
+    videos: dict[str, str] = {}
+    for result in results.values():
+        for name, scores in result.get("frames", {}).items():
+            if scores.get("video") is not None:
+                videos[name] = scores["video"]
+    return videos
+
+
+def seed_differences(
+    runs: Sequence[RunSpec], results: Mapping[str, Mapping[str, Any]], a: str, b: str
+) -> dict[str, Any]:
+    """Label-mean IoU of column ``a`` minus column ``b``, seed by seed (the seeds both have)."""
+    by_seed = {column: {s.seed: results[s.name]["label_mean_iou"] for s in runs if s.column == column}
+               for column in (a, b)}  # fmt: skip
+    seeds = sorted(by_seed[a].keys() & by_seed[b].keys())
+    differences = {seed: by_seed[a][seed] - by_seed[b][seed] for seed in seeds}
+    return {
+        "per_seed": {str(seed): value for seed, value in differences.items()},
+        "mean": float(np.mean(list(differences.values()))) if differences else None,
+        "ahead_in_every_seed": bool(differences) and all(v > 0 for v in differences.values()),
+    }
+
+
 def gauda_comparisons(
     runs: Sequence[RunSpec], results: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """GAUDA against every other scheme with the same augmentation, paired by test frame."""
+    """GAUDA against every other scheme with the same augmentation: paired by test frame (Cohen's d,
+    Wilcoxon), by video (bootstrap interval of the mean frame difference) and by seed (label mean)."""
     comparisons = []
+    videos = frame_videos(results)
     for aug in dict.fromkeys(spec.aug for spec in runs):
         gauda = RunSpec("gauda", aug, 0).column
         if gauda not in columns_of(runs):
@@ -75,7 +103,15 @@ def gauda_comparisons(
         for spec in runs:
             if spec.aug == aug and spec.scheme != "gauda" and spec.seed == runs[0].seed:
                 other = seed_mean_frames(runs, results, spec.column)
-                comparisons.append({"scheme": gauda, "baseline": spec.column, **compare_frames(ours, other)})
+                comparisons.append(
+                    {
+                        "scheme": gauda,
+                        "baseline": spec.column,
+                        **compare_frames(ours, other),
+                        "video_bootstrap": video_bootstrap(ours, other, videos),
+                        "seed_differences": seed_differences(runs, results, gauda, spec.column),
+                    }
+                )
     return comparisons
 
 

@@ -107,23 +107,60 @@ def train_and_evaluate(
     return evaluation
 
 
+def held_out_evaluation(
+    config: GaudaConfig, run_dir: Path, seed: int, progress: bool = True
+) -> dict[str, Any]:
+    """Score a finished run on every frame of newly rendered synthetic videos (``data.synthetic.seed`` =
+    ``seed``) and write ``evaluation_heldout-seed<seed>.json``; returns it with the run's training
+    summary. Frames of many more videos than the test split, so the rare classes count."""
+    if config.data.dataset != "synthetic":
+        raise ConfigError(f"--held-out-seed {seed}: only the synthetic dataset can render new videos")
+    if seed == config.data.synthetic.seed:
+        raise ConfigError(
+            f"--held-out-seed {seed}: the seed of the training videos (data.synthetic.seed); expected another"
+        )
+    data = replace(config.data, synthetic=replace(config.data.synthetic, seed=seed))
+    name = f"heldout-seed{seed}"
+    evaluate_run(run_dir, data, config.segmentation, "all", "best", progress=progress, name=name)
+    path = run_dir / f"evaluation_{name}.json"
+    evaluation = json.loads(path.read_text())
+    evaluation["training"] = json.loads((run_dir / EVALUATION_FILE).read_text()).get("training")
+    return evaluation
+
+
 def run_one(
-    base: GaudaConfig, spec: RunSpec, generator: str | None, out: Path, progress: bool = True
+    base: GaudaConfig,
+    spec: RunSpec,
+    generator: str | None,
+    out: Path,
+    progress: bool = True,
+    held_out_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; reuse its evaluation when it was trained to
-    ``segmentation.steps`` already."""
+    ``segmentation.steps`` already. With ``held_out_seed``, the evaluation returned is the one on newly
+    rendered videos (``held_out_evaluation``) instead of the test split's."""
     config = run_config(base, spec, generator)
     run_dir = out / "runs" / spec.name
     _check_reusable(run_dir, config)
     evaluation_path = run_dir / EVALUATION_FILE
+    evaluation = None
     if evaluation_path.is_file():
-        evaluation = json.loads(evaluation_path.read_text())
+        found = json.loads(evaluation_path.read_text())
         # segmentation.steps may grow on a re-run (a resumable option): then the run trains on
-        if (evaluation.get("training") or {}).get("step") == config.segmentation.steps:
+        if (found.get("training") or {}).get("step") == config.segmentation.steps:
             logger.info("%s: finished already, reusing %s", spec.name, evaluation_path)
-            return evaluation
-    resume = (run_dir / "last.safetensors").is_file()
-    return train_and_evaluate(config, run_dir, resume, progress)
+            evaluation = found
+    if evaluation is None:
+        resume = (run_dir / "last.safetensors").is_file()
+        evaluation = train_and_evaluate(config, run_dir, resume, progress)
+    if held_out_seed is None:
+        return evaluation
+    held_out_path = run_dir / f"evaluation_heldout-seed{held_out_seed}.json"
+    if held_out_path.is_file() and held_out_path.stat().st_mtime >= evaluation_path.stat().st_mtime:
+        held_out = json.loads(held_out_path.read_text())
+        held_out["training"] = evaluation.get("training")
+        return held_out
+    return held_out_evaluation(config, run_dir, held_out_seed, progress)
 
 
 def run_grid(
@@ -133,9 +170,11 @@ def run_grid(
     generator: str | None = None,
     progress: bool = True,
     jobs: int = 1,
+    held_out_seed: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every run of the grid (run name -> its test evaluation with every frame's scores); with ``jobs``
-    > 1, that many runs at a time in worker processes (``gauda.workers``)."""
+    """Every run of the grid (run name -> its test evaluation with every frame's scores, or its
+    evaluation on newly rendered videos with ``held_out_seed``); with ``jobs`` > 1, that many runs at a
+    time in worker processes (``gauda.workers``)."""
     out = Path(out)
     if any(base_scheme(spec.scheme) == "gauda" for spec in runs):
         check_scheme(run_config(base, RunSpec("gauda", False, 0), generator))
@@ -149,7 +188,7 @@ def run_grid(
 
         run_jobs(
             [Job(spec.name) for spec in runs],
-            lambda name: (run_one, (base, specs[name], generator, out, progress)),
+            lambda name: (run_one, (base, specs[name], generator, out, progress, held_out_seed)),
             finished,
             min(jobs, len(runs)),
             headline=lambda: f"experiment: {len(results)} of {len(runs)} runs finished",
@@ -157,5 +196,5 @@ def run_grid(
         return {spec.name: results[spec.name] for spec in runs}
     for number, spec in enumerate(runs, 1):
         logger.info("experiment run %d/%d: %s", number, len(runs), spec.name)
-        results[spec.name] = run_one(base, spec, generator, out, progress)
+        results[spec.name] = run_one(base, spec, generator, out, progress, held_out_seed)
     return results

@@ -4,12 +4,12 @@ and loading a trained model back from a run folder."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gauda.checkpoint import load_checkpoint
@@ -38,10 +38,15 @@ class SplitEvaluation:
     table: SegmentationTable
     uncertainty: torch.Tensor  # (C,) float64
     estimates: UncertaintySums | None = None  # every pooling and quantity (gauda.uncertainty.estimates)
+    videos: dict[str, str] | None = None  # frame name -> its video (for statistics over videos)
 
     def to_json(self, frames: bool = False) -> dict[str, Any]:
-        """The table's JSON with each class's ``uncertainty`` beside its scores (null: never predicted)."""
+        """The table's JSON with each class's ``uncertainty`` beside its scores (null: never predicted);
+        with ``frames``, each frame's scores carry its ``video``."""
         summary = self.table.to_json(frames)
+        if frames and self.videos is not None:
+            for name, scores in summary["frames"].items():
+                scores["video"] = self.videos.get(name)
         for name, value in zip(self.table.class_names, self.uncertainty.tolist(), strict=True):
             summary["per_class"][name]["uncertainty"] = None if value != value else value  # NaN -> null
         return summary
@@ -78,6 +83,7 @@ def evaluate_split(
     scores = SegmentationScores(class_names)
     uncertainty = ClasswiseUncertainty(len(class_names))
     estimates = ClasswiseEstimates()
+    videos: dict[str, str] = {}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
@@ -87,9 +93,11 @@ def evaluate_split(
             uncertainty.update(samples, valid=masks != IGNORE_INDEX)  # Eq. 8 pooled over the split
             estimates.update(samples, masks, valid=masks != IGNORE_INDEX)  # and its variants
             scores.update(y_bar.argmax(dim=1), masks, batch["name"], y_bar)
+            if "video" in batch:
+                videos.update(zip(batch["name"], batch["video"], strict=True))
     finally:
         model.train(was_training)
-    return SplitEvaluation(scores.compute(), uncertainty.compute(), estimates.compute())
+    return SplitEvaluation(scores.compute(), uncertainty.compute(), estimates.compute(), videos or None)
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
@@ -126,33 +134,41 @@ def evaluate_run(
     split: str = "test",
     checkpoint: str = "best",
     progress: bool = True,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Score a training run's checkpoint on a split and write ``evaluation_<split>.json`` (with every
+    """Score a training run's checkpoint on a split and write ``evaluation_<name>.json`` (with every
     frame's scores) into the run folder; returns the summary without the frames.
 
     Args:
         run: a run folder of ``gauda train segmenter``.
-        data, segmentation: the run's configuration slices (its ``config.yaml``).
-        split: train, val or test.
+        data, segmentation: the run's configuration slices (its ``config.yaml``), or ``data`` changed to
+            score elsewhere (``data.synthetic.seed``: newly rendered videos that no model has seen).
+        split: train, val, test, or all (every frame of ``data``, without augmentation).
         checkpoint: best or last.
         progress: show progress bars.
+        name: the file's name part (default: ``split``).
     """
-    if split not in SPLITS:
-        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if split not in (*SPLITS, "all"):
+        raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)} or all")
     run = Path(run)
     path = checkpoint_path(run, checkpoint)
     device = resolve_device(segmentation.device)
     model, state = load_segmenter(path, device)
+    if split == "all":
+        data = replace(data, augment=replace(data.augment, enabled=False))
     splits = load_splits(data, progress=progress)
     if tuple(state["class_names"]) != splits.class_names:
         raise ConfigError(
             f"{path}: trained on classes {state['class_names']}, the dataset has {splits.class_names}"
         )
+    frames = (
+        ConcatDataset([splits.train, splits.val, splits.test]) if split == "all" else getattr(splits, split)
+    )
     evaluation = evaluate_split(
         model,
-        getattr(splits, split),
+        frames,
         splits.class_names,
-        segmentation.num_samples(split),
+        segmentation.num_samples("test" if split == "all" else split),
         segmentation.eval_batch_size,
         device,
         seed=segmentation.seed,
@@ -160,5 +176,6 @@ def evaluate_run(
         progress=progress,
     )
     about = {"run": str(run), "checkpoint": path.name, "step": state["step"], "split": split}
-    atomic_write_json(run / f"evaluation_{split}.json", {**about, **evaluation.to_json(frames=True)})
+    file = run / f"evaluation_{name or split}.json"
+    atomic_write_json(file, {**about, **evaluation.to_json(frames=True)})
     return {**about, **evaluation.to_json()}

@@ -32,7 +32,8 @@ class AutoencoderConfig:
     adversarial_start: int = 2000  # generator step at which the discriminator switches on
     perceptual_weight: float = 0.0  # image only; needs perceptual_weights (a VGG16 state dict file)
     perceptual_weights: str | None = None
-    class_weighting: Literal["none", "inverse_sqrt_frequency"] = "inverse_sqrt_frequency"  # mask only
+    # mask only: cross-entropy class weights frequency^-1/2 or frequency^-1 (normalised to mean 1)
+    class_weighting: Literal["none", "inverse_sqrt_frequency", "inverse_frequency"] = "inverse_sqrt_frequency"
     # image only: weight each pixel's L1 by its mask class's pixel frequency^-power (normalised to mean 1
     # over the classes); 0 is the paper's plain L1, 0.5 inverse square root. Thin, rare instruments cover
     # too few pixels for a plain L1 to keep them.

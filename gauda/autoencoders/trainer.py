@@ -27,7 +27,6 @@ from gauda.autoencoders.losses import (
     adaptive_adversarial_weight,
     class_weighted_l1,
     inverse_frequency_weights,
-    inverse_sqrt_frequency_weights,
     mask_cross_entropy,
     mask_dice_loss,
     perceptual_distance,
@@ -156,8 +155,9 @@ def _train(
     )
     adversarial = PatchAdversarialLoss(criterion=ae.adversarial_loss)
     weights = None
-    if modality == "mask" and ae.class_weighting == "inverse_sqrt_frequency":
-        weights = inverse_sqrt_frequency_weights(class_pixel_counts(splits.train)).to(device)
+    if modality == "mask" and ae.class_weighting != "none":
+        power = 0.5 if ae.class_weighting == "inverse_sqrt_frequency" else 1.0
+        weights = inverse_frequency_weights(class_pixel_counts(splits.train), power).to(device)
     if modality == "image" and ae.class_weight_power > 0:
         counts = class_pixel_counts(splits.train)
         weights = inverse_frequency_weights(counts, ae.class_weight_power).to(device)

@@ -169,7 +169,11 @@ def _segmentation_section(segmentation: Mapping[str, Mapping[str, Any]], out: Pa
     choices = out / "segmentation_gauda" / "gauda_choices.png"
     uncertainty = (
         "<h3>What GAUDA asked for</h3>"
-        + _image(choices, "class-wise uncertainty (Eq. 8) at each validation; dots: classes generated")
+        + _image(
+            choices,
+            "class-wise uncertainty UE_c at each validation (dots: classes generated; crosses: classes "
+            "labelled but hardly predicted, the most uncertain) beside the validation error 1 - IoU_c",
+        )
         if "gauda" in schemes
         else ""
     )

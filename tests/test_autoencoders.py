@@ -123,7 +123,7 @@ def test_perceptual_weights_load_from_a_user_file_and_measure_distance(tmp_path:
         VGG16Features.from_file(tmp_path / "vgg.pt")
 
 
-def small_run_config(steps: int):
+def small_run_config(steps: int, *extra: str):
     overrides = [
         "data.image_size=16", "data.synthetic.num_videos=5", "data.synthetic.frames_per_video=2",
         "data.synthetic.image_size=32", "data.split.fractions=[0.6, 0.2, 0.2]",
@@ -133,16 +133,37 @@ def small_run_config(steps: int):
              "dead_code_every": 2}  # fmt: skip
     for modality in ("image_autoencoder", "mask_autoencoder"):
         overrides += [f"{modality}.{key}={value}" for key, value in small.items()]
-    return resolve_config("tiny", overrides=overrides)
+    return resolve_config("tiny", overrides=[*overrides, *extra])
 
 
-@pytest.mark.parametrize("modality", ["image", "mask"])
+@pytest.mark.parametrize(
+    ("modality", "extra"),
+    [
+        ("image", ()),
+        ("mask", ()),
+        # the options that change what a step sees: a class-weighted image L1, rare-class batches
+        (
+            "image",
+            ("image_autoencoder.class_weight_power=0.5", "image_autoencoder.frame_sampling=rare_classes"),
+        ),
+        (
+            "mask",
+            (
+                "mask_autoencoder.frame_sampling=rare_classes",
+                "mask_autoencoder.class_weighting=inverse_frequency",
+            ),
+        ),
+    ],
+    ids=["image", "mask", "image-weighted-rare", "mask-rare-inverse"],
+)
 def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(
-    tmp_path: Path, modality
+    tmp_path: Path, modality, extra
 ) -> None:
-    train_autoencoder(small_run_config(6), modality, tmp_path / "full", progress=False)
-    train_autoencoder(small_run_config(3), modality, tmp_path / "stopped", progress=False)
-    train_autoencoder(small_run_config(6), modality, tmp_path / "stopped", resume=True, progress=False)
+    train_autoencoder(small_run_config(6, *extra), modality, tmp_path / "full", progress=False)
+    train_autoencoder(small_run_config(3, *extra), modality, tmp_path / "stopped", progress=False)
+    train_autoencoder(
+        small_run_config(6, *extra), modality, tmp_path / "stopped", resume=True, progress=False
+    )
     full = load_checkpoint(tmp_path / "full" / "last.safetensors")
     resumed = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
     assert full["step"] == resumed["step"] == 6

@@ -41,6 +41,10 @@ class AutoencoderConfig:
     # mask only: weight of a soft Dice term over the batch beside the cross-entropy (0 = none); Dice
     # scores every class by its overlap whatever its size, so thin classes weigh as much as large ones
     dice_weight: float = 0.0
+    # uniform: every training frame as often; rare_classes: frames drawn with probability 1/sqrt(frame
+    # frequency of the rarest class they hold) (gauda.data.batches), so that a class in a few videos is
+    # seen several times as often
+    frame_sampling: Literal["uniform", "rare_classes"] = "uniform"
     # codebook health
     dead_code_every: int = (
         200  # re-initialise codes unused over this many steps from encoder outputs; 0 = never

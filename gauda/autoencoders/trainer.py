@@ -35,7 +35,12 @@ from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoenco
 from gauda.autoencoders.vqgan import VQGAN, output_to_image
 from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from gauda.config import ConfigError, save, to_dict
-from gauda.data.batches import EpochBatchSampler
+from gauda.data.batches import (
+    EpochBatchSampler,
+    StepBatchSampler,
+    WeightedBatchSampler,
+    rare_class_frame_weights,
+)
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.figures import save_image_rows
 from gauda.data.splits import save_split
@@ -72,13 +77,18 @@ class _Reconstruct(torch.nn.Module):
         return self.model.decoder(z_q), z, vq
 
 
-def class_pixel_counts(dataset: PairedDataset) -> torch.Tensor:
-    """(C,) pixels of each class over the dataset's masks (ignore excluded)."""
-    counts = torch.zeros(dataset.num_classes, dtype=torch.long)
+def frame_class_pixels(dataset: PairedDataset) -> torch.Tensor:
+    """(N, C) pixels of each class in each of the dataset's masks (ignore excluded)."""
+    rows = []
     for index in dataset.indices:
         mask = torch.from_numpy(dataset.frames.read(index)[1]).long().flatten()
-        counts += torch.bincount(mask[mask < dataset.num_classes], minlength=dataset.num_classes)
-    return counts
+        rows.append(torch.bincount(mask[mask < dataset.num_classes], minlength=dataset.num_classes))
+    return torch.stack(rows)
+
+
+def class_pixel_counts(dataset: PairedDataset) -> torch.Tensor:
+    """(C,) pixels of each class over the dataset's masks (ignore excluded)."""
+    return frame_class_pixels(dataset).sum(0)
 
 
 @torch.no_grad()
@@ -175,7 +185,12 @@ def _train(
         set_rng_state(state["rng"])
         start, seconds = state["step"], state["seconds"]
         logger.info("resuming %s autoencoder at step %d of %d", modality, start, ae.steps)
-    sampler = EpochBatchSampler(len(splits.train), ae.batch_size, ae.seed, start_step=start)
+    sampler: StepBatchSampler
+    if ae.frame_sampling == "rare_classes":
+        weights_of_frames = rare_class_frame_weights(frame_class_pixels(splits.train))
+        sampler = WeightedBatchSampler(weights_of_frames, ae.batch_size, ae.seed, start_step=start)
+    else:
+        sampler = EpochBatchSampler(len(splits.train), ae.batch_size, ae.seed, start_step=start)
     # the loader gets its own generator so that it never draws from the global RNG (resume equality)
     loader = DataLoader(
         splits.train,

@@ -130,6 +130,22 @@ def test_adaptive_sampling_sets_frame_weights_at_each_validation(tiny_generator,
     assert sampler["weights"] is not None and len(sampler["weights"]) > 0
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [("scheme.name=uncertainty",), ("scheme.name=gauda", "scheme.real_sampling=adaptive")],
+    ids=["uncertainty", "gauda-adaptive"],
+)
+def test_uncertainty_sampling_and_gauda_set_the_real_frame_weights(tiny_generator, tmp_path, extra) -> None:
+    config = tiny_generator.config(
+        extra=(*extra, f"scheme.generator={tiny_generator.diffusion}", *PRESET, "segmentation.steps=4")
+    )
+    train_segmenter(config, tmp_path, progress=False)
+    from gauda.checkpoint import load_checkpoint
+
+    weights = load_checkpoint(tmp_path / "last.safetensors")["sampler"]["weights"]
+    assert weights is not None and len(weights) > 0  # set at a validation (None: uniform)
+
+
 def test_the_background_producer_stops_when_training_fails(tiny_generator, tmp_path, monkeypatch) -> None:
     hooks: list[UncertaintyGuidedAugmentation] = []
     original = UncertaintyGuidedAugmentation.on_train_start

@@ -51,7 +51,9 @@ class SchemeConfig:
     # counts as the most uncertain (+inf); null: no such rule (a never-predicted class has no estimate)
     missed_ratio: float | None = None
     class_choice: Literal["uncertainty", "random"] = "uncertainty"  # random: the control of the signal
-    real_sampling: Literal["uniform", "uncertainty"] = "uniform"  # gauda: real frames by UE_c as well
+    # gauda: real frames drawn uniformly, by UE_c (the uncertainty scheme's weights), or by validation
+    # IoU (Adaptive Sampling's weights: GAUDA as generated pairs on top of Adaptive Sampling)
+    real_sampling: Literal["uniform", "uncertainty", "adaptive"] = "uniform"
     presence_pixels: int = 0  # keep a generated pair only if its requested class has >= this many pixels
     keep_requested_frames: bool = False  # never replace a real frame that holds a requested class
 
@@ -143,6 +145,8 @@ SCHEME_VARIANTS: dict[str, tuple[SchemeName, dict[str, Any]]] = {
     # ablations: generated pairs alone (no real-frame weighting); no presence filter or frame protection
     "gauda-pairs-only": ("gauda", {"real_sampling": "uniform"}),
     "gauda-unfiltered": ("gauda", {"presence_pixels": 0, "keep_requested_frames": False}),
+    # the real frames by Adaptive Sampling's IoU weights instead of UE_c: the pairs' share on top of AS
+    "gauda-adaptive": ("gauda", {"real_sampling": "adaptive"}),
 }
 EXPERIMENT_SCHEMES: tuple[str, ...] = SCHEME_NAMES + tuple(SCHEME_VARIANTS)
 

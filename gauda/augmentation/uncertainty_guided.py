@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gauda.augmentation.adaptive import training_frame_classes
+from gauda.augmentation.adaptive import class_weights_from_iou, frame_weights, training_frame_classes
 from gauda.augmentation.config import SchemeConfig
 from gauda.augmentation.curation import curate, presence_keep
 from gauda.augmentation.mixing import mix_batch, replaced_count
@@ -116,7 +116,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
                 f"scheme.num_pairs {self.config.num_pairs}: {self.total_chunks} chunks of "
                 f"scheme.generation_batch_size for {self.world_size} processes; expected at least one each"
             )
-        if self.config.real_sampling == "uncertainty":
+        if self.config.real_sampling != "uniform":
             self.frame_classes = training_frame_classes(trainer.train, progress=trainer.progress)
         self.producer = ChunkProducer(self._make_chunk, self.config.asynchronous, self.generator.device)
         logger.info(
@@ -167,8 +167,16 @@ class UncertaintyGuidedAugmentation(TrainingHook):
             self.trainer.metrics_log.log(step, values)
         if self.trainer.ddp.is_main:
             atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
-        if self.frame_classes is not None:  # real_sampling: uncertainty
+        if self.frame_classes is not None and self.config.real_sampling == "uncertainty":
             set_uncertainty_weights(self.trainer, self.frame_classes, uncertainty, self.config)
+        elif self.frame_classes is not None and self.config.real_sampling == "adaptive":
+            config = self.config
+            iou_weights = class_weights_from_iou(
+                results.table.iou, config.weight_rule, config.temperature, config.linear_floor
+            )
+            self.trainer.sampler.set_weights(
+                frame_weights(self.frame_classes, iou_weights, config.frame_weight)
+            )
         logger.info("step %d: GAUDA asks for %s", step, ", ".join(choice["classes"]) or "nothing")
         if generated:
             self._submit(Request(step, tuple(classes)))

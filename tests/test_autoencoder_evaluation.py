@@ -17,6 +17,7 @@ from gauda.autoencoders.losses import (
     class_weighted_l1,
     inverse_frequency_weights,
     inverse_sqrt_frequency_weights,
+    pixel_weights,
 )
 from gauda.evaluation.reconstruction import FIGURE_FILE, class_frame_counts, segment_reconstructions
 from gauda.segmentation.bayesian import build_segmenter
@@ -44,6 +45,24 @@ def test_class_weighted_l1_counts_an_error_on_a_heavy_class_more() -> None:
         on_common, target, mask, weights
     )
     assert class_weighted_l1(on_common, target, mask, weights) == pytest.approx(1 / 25)  # weight sum 25
+
+
+def test_shares_normalised_by_the_mean_weight_sum_average_to_the_whole_batch_gradient() -> None:
+    generator = torch.Generator().manual_seed(0)
+    output = torch.rand(4, 3, 6, 6, generator=generator, requires_grad=True)
+    target = torch.rand(4, 3, 6, 6, generator=generator)
+    mask = torch.randint(0, 3, (4, 6, 6), generator=generator)
+    weights = torch.tensor([0.5, 1.0, 4.0])
+    (whole,) = torch.autograd.grad(class_weighted_l1(output, target, mask, weights), output)
+    sums = [pixel_weights(mask[share], weights).sum() for share in (slice(0, 2), slice(2, 4))]
+    normaliser = torch.stack(sums).mean()  # what ddp.mean gives every process
+    grads = [
+        torch.autograd.grad(
+            class_weighted_l1(output[share], target[share], mask[share], weights, normaliser), output
+        )[0]
+        for share in (slice(0, 2), slice(2, 4))
+    ]
+    assert torch.allclose((grads[0] + grads[1]) / 2, whole, atol=1e-7)  # DDP averages the two
 
 
 def test_inverse_frequency_weights_generalise_the_square_root_ones() -> None:

@@ -51,23 +51,31 @@ def inverse_frequency_weights(pixel_counts: torch.Tensor, power: float) -> torch
     return weights.float()
 
 
+def pixel_weights(mask: torch.Tensor, weights: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """(B, H, W) weight of each pixel: its class's weight (C,), 1 at ignored pixels."""
+    valid = mask != ignore_index
+    return torch.where(valid, weights[torch.where(valid, mask, 0)], 1.0)
+
+
 def class_weighted_l1(
     output: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor,
     weights: torch.Tensor,
+    normaliser: torch.Tensor | None = None,
     ignore_index: int = 255,
 ) -> torch.Tensor:
     """The L1 term of Eq. 3 with every pixel weighted by its mask class's weight: a weighted mean.
 
     output, target (B, 3, H, W); mask (B, H, W) class ids; weights (C,). A thin instrument covers few
     pixels, so a plain L1 can blur it away at little cost; here its pixels count as much as its class's
-    weight says. Ignored pixels weigh 1. With equal weights this is the plain L1.
+    weight says. Ignored pixels weigh 1. With equal weights this is the plain L1. ``normaliser``
+    replaces this batch's weight sum (a distributed run passes the mean over processes of their sums,
+    so that the averaged gradients are the whole batch's weighted mean).
     """
-    valid = mask != ignore_index
-    pixel_weights = torch.where(valid, weights[torch.where(valid, mask, 0)], 1.0)  # (B, H, W)
+    per_pixel = pixel_weights(mask, weights, ignore_index)  # (B, H, W)
     error = (output - target).abs().mean(1)  # (B, H, W)
-    return (pixel_weights * error).sum() / pixel_weights.sum()
+    return (per_pixel * error).sum() / (per_pixel.sum() if normaliser is None else normaliser)
 
 
 # VGG16's convolutional layers in torchvision's numbering ("features.<index>"), so that a state dict

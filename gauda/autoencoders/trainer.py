@@ -30,6 +30,7 @@ from gauda.autoencoders.losses import (
     mask_cross_entropy,
     mask_dice_loss,
     perceptual_distance,
+    pixel_weights,
 )
 from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
 from gauda.autoencoders.vqgan import VQGAN, output_to_image
@@ -241,7 +242,9 @@ def _train(
             if weights is None:
                 reconstruction = F.l1_loss(output, x)
             else:  # each pixel weighted by its class, so that thin instruments are not blurred away
-                reconstruction = class_weighted_l1(output, x, batch["mask"].to(device), weights)
+                mask = batch["mask"].to(device)
+                normaliser = ddp.mean(pixel_weights(mask, weights).sum())  # the global batch's weights
+                reconstruction = class_weighted_l1(output, x, mask, weights, normaliser)
             if perceptual is not None:
                 reconstruction = reconstruction + ae.perceptual_weight * perceptual_distance(
                     perceptual, output_to_image(output), batch["image"].to(device)

@@ -127,5 +127,7 @@ def test_variants_change_only_what_they_name() -> None:
     assert literal.name == "gauda" and literal.real_sampling == "uniform" and literal.missed_ratio is None
     assert literal.uncertainty_pooling == "predicted" and literal.top_k == base.top_k
     assert scheme_variant(base, "gauda-random").class_choice == "random"
+    assert scheme_variant(base, "gauda-uncertainty-weights").real_sampling == "uncertainty"
+    assert SCHEME_PRESETS["tiny"].real_sampling == SCHEME_PRESETS["paper"].real_sampling == "adaptive"
     with pytest.raises(ValueError, match="scheme 'magic'"):
         scheme_variant(base, "magic")

@@ -82,7 +82,7 @@ def test_a_fixed_seed_reproduces_a_run_of_the_preset_gauda(tiny_generator, tmp_p
     config = tiny_generator.config(
         extra=("scheme.name=gauda", f"scheme.generator={tiny_generator.diffusion}", *PRESET)
     )
-    assert config.scheme.real_sampling == "uncertainty" and config.scheme.presence_pixels > 0
+    assert config.scheme.real_sampling == "adaptive" and config.scheme.presence_pixels > 0
     train_segmenter(config, tmp_path / "a", progress=False)
     train_segmenter(config, tmp_path / "b", progress=False)
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
@@ -132,8 +132,8 @@ def test_adaptive_sampling_sets_frame_weights_at_each_validation(tiny_generator,
 
 @pytest.mark.parametrize(
     "extra",
-    [("scheme.name=uncertainty",), ("scheme.name=gauda", "scheme.real_sampling=adaptive")],
-    ids=["uncertainty", "gauda-adaptive"],
+    [("scheme.name=uncertainty",), ("scheme.name=gauda", "scheme.real_sampling=uncertainty")],
+    ids=["uncertainty", "gauda-uncertainty-weights"],
 )
 def test_uncertainty_sampling_and_gauda_set_the_real_frame_weights(tiny_generator, tmp_path, extra) -> None:
     config = tiny_generator.config(

@@ -82,3 +82,13 @@ def tiny_generator(tmp_path_factory: pytest.TempPathFactory):
     from tiny_runs import train_tiny_generator
 
     return train_tiny_generator(tmp_path_factory.mktemp("tiny_generator"))
+
+
+@pytest.fixture(scope="module")
+def segmenter_run(tiny_generator, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A segmenter trained (a few steps) on the tiny generator's real data: the RO model, the SO settings
+    and the judge of an image autoencoder's reconstructions."""
+    from tiny_runs import train_tiny_segmenter
+
+    config = tiny_generator.config(("segmentation.device=cpu",))
+    return train_tiny_segmenter(config, tmp_path_factory.mktemp("segmenter") / "run")

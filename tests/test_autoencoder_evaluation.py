@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_generator_metrics import train_tiny_segmenter
 from test_segmentation_cli import run_cli
 
 from gauda.autoencoders.losses import (
@@ -133,12 +131,6 @@ def test_the_segmenter_sees_the_reconstructions_not_the_originals() -> None:
 
 def test_class_frame_counts_count_frames_not_pixels() -> None:
     assert class_frame_counts(_frames(), 3).tolist() == [6, 6, 1]
-
-
-@pytest.fixture(scope="module")
-def segmenter_run(tiny_generator, tmp_path_factory) -> Path:
-    config = tiny_generator.config(("segmentation.device=cpu",))
-    return train_tiny_segmenter(config, tmp_path_factory.mktemp("segmenter") / "run")
 
 
 @pytest.mark.slow

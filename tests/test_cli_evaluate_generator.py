@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from test_generator_metrics import train_tiny_segmenter
 from test_segmentation_cli import run_cli
 
 from gauda.evaluation.generator_eval import (
@@ -19,12 +17,6 @@ from gauda.evaluation.inception import WEIGHTS_ENV, WEIGHTS_URL
 
 KEYS = {"fid", "kid_mean", "kid_std", "feature_extractor", "ro_iou", "so_iou", "hit_rate", "sweep"}
 SWEEP_KEYS = {"guidance", "fid", "kid_mean", "kid_std", "ro_iou", "ro_dice", "hit_rate", "mean_hit_rate"}
-
-
-@pytest.fixture(scope="module")
-def segmenter_run(tiny_generator, tmp_path_factory) -> Path:
-    config = tiny_generator.config(("segmentation.device=cpu",))
-    return train_tiny_segmenter(config, tmp_path_factory.mktemp("segmenter") / "run")
 
 
 @pytest.mark.slow

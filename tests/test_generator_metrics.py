@@ -3,15 +3,13 @@ the FID Inception's weight files, the labelled in-domain extractor, conditions, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from monai.metrics.fid import get_fid_score
 from safetensors.torch import save_file
 from torchmetrics.image.kid import poly_mmd
 
-from gauda.config import ConfigError, to_dict
+from gauda.config import ConfigError
 from gauda.data.dataset import load_splits
 from gauda.evaluation.features import (
     INCEPTION_NAME,
@@ -34,25 +32,6 @@ from gauda.evaluation.inception import WEIGHTS_ENV, WEIGHTS_URL, FIDInceptionV3,
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.config import SegmentationConfig
 from gauda.segmentation.evaluate import evaluate_split
-from gauda.segmentation.trainer import SegmentationTrainer
-
-
-def train_tiny_segmenter(config, run_dir: Path) -> Path:
-    """A segmenter run (config.yaml, best and last checkpoints) of a few steps on the tiny data."""
-    splits = load_splits(config.data, progress=False)
-    network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
-    trainer = SegmentationTrainer(
-        network, config.segmentation, splits.train, splits.val, splits.class_names, run_dir, to_dict(config),
-        progress=False,
-    )  # fmt: skip
-    trainer.fit()
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def segmenter_run(tiny_generator, tmp_path_factory) -> Path:
-    config = tiny_generator.config(("segmentation.device=cpu",))
-    return train_tiny_segmenter(config, tmp_path_factory.mktemp("segmenter") / "run")
 
 
 def sets_with_exact_moments(mu: torch.Tensor, variances: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gauda.autoencoders.trainer import train_autoencoder
+from gauda.config import to_dict
+from gauda.data.dataset import load_splits
 from gauda.diffusion.trainer import train_diffusion
 from gauda.presets import GaudaConfig, resolve_config
+from gauda.segmentation.bayesian import build_segmenter
+from gauda.segmentation.trainer import SegmentationTrainer
 
 DATA = [
     "data.image_size=16", "data.synthetic.num_videos=5", "data.synthetic.frames_per_video=2",
@@ -66,6 +70,18 @@ def train_tiny_generator(root: Path, diffusion_steps: int = 3) -> TinyGenerator:
         train_autoencoder(config, modality, root / modality, progress=False)
     train_diffusion(config, root / "diffusion", root / "image", root / "mask", progress=False)
     return TinyGenerator(root / "image", root / "mask", root / "diffusion", root / "cache")
+
+
+def train_tiny_segmenter(config: GaudaConfig, run_dir: Path) -> Path:
+    """A segmenter run (config.yaml, best and last checkpoints) of a few steps on the tiny data."""
+    splits = load_splits(config.data, progress=False)
+    network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
+    trainer = SegmentationTrainer(
+        network, config.segmentation, splits.train, splits.val, splits.class_names, run_dir, to_dict(config),
+        progress=False,
+    )  # fmt: skip
+    trainer.fit()
+    return run_dir
 
 
 def gauda_process(args: list[str], processes: int = 1) -> list[str]:

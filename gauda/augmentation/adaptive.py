@@ -70,16 +70,37 @@ def training_frame_classes(dataset: PairedDataset, progress: bool = False) -> to
     return torch.stack(rows)
 
 
-class AdaptiveSampling(TrainingHook):
-    """At each validation, set the trainer's sampling weights from the per-class validation IoU.
+def set_frame_weights(
+    trainer: SegmentationTrainer,
+    frame_classes: torch.Tensor,
+    class_weights: torch.Tensor,
+    config: SchemeConfig,
+) -> None:
+    """Give the trainer's sampler each training frame's weight (N,) from the class weights (C,)."""
+    trainer.sampler.set_weights(frame_weights(frame_classes, class_weights, config.frame_weight))
 
-    The weights travel in the trainer's checkpoints (its sampler's state), so the hook keeps none.
-    """
+
+def iou_class_weights(results: ValidationResults, config: SchemeConfig) -> torch.Tensor:
+    """Adaptive Sampling's class weights (C,) from one validation's per-class IoU."""
+    return class_weights_from_iou(
+        results.table.iou, config.weight_rule, config.temperature, config.linear_floor
+    )
+
+
+class FrameWeighting(TrainingHook):
+    """At each validation, set the trainer's sampling weights from class weights of the validation
+    (``class_weights``, which a scheme defines). The weights travel in the trainer's checkpoints (its
+    sampler's state), so the hook keeps none."""
+
+    name = "frame weighting"
 
     def __init__(self, config: SchemeConfig, frame_classes: torch.Tensor | None = None) -> None:
         self.config = config
         self.frame_classes = frame_classes
         self.trainer: SegmentationTrainer | None = None
+
+    def class_weights(self, results: ValidationResults) -> torch.Tensor:
+        raise NotImplementedError
 
     def on_train_start(self, trainer: SegmentationTrainer) -> None:
         self.trainer = trainer
@@ -88,16 +109,22 @@ class AdaptiveSampling(TrainingHook):
 
     def on_validation(self, step: int, results: ValidationResults) -> None:
         assert self.trainer is not None and self.frame_classes is not None
-        class_weights = class_weights_from_iou(
-            results.table.iou, self.config.weight_rule, self.config.temperature, self.config.linear_floor
-        )
-        self.trainer.sampler.set_weights(
-            frame_weights(self.frame_classes, class_weights, self.config.frame_weight)
-        )
+        class_weights = self.class_weights(results)
+        set_frame_weights(self.trainer, self.frame_classes, class_weights, self.config)
         top = class_weights.argmax().item()
         logger.info(
-            "step %d: adaptive sampling weights set (largest: %s, %.3f)",
+            "step %d: %s weights set (largest: %s, %.3f)",
             step,
+            self.name,
             self.trainer.class_names[top],
             class_weights[top],
         )
+
+
+class AdaptiveSampling(FrameWeighting):
+    """Adaptive Sampling: frame weights from the per-class validation IoU."""
+
+    name = "adaptive sampling"
+
+    def class_weights(self, results: ValidationResults) -> torch.Tensor:
+        return iou_class_weights(results, self.config)

@@ -29,13 +29,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gauda.augmentation.adaptive import class_weights_from_iou, frame_weights, training_frame_classes
+from gauda.augmentation.adaptive import iou_class_weights, set_frame_weights, training_frame_classes
 from gauda.augmentation.config import SchemeConfig
 from gauda.augmentation.curation import curate, presence_keep
 from gauda.augmentation.mixing import mix_batch, replaced_count
 from gauda.augmentation.producer import ChunkProducer
-from gauda.augmentation.selection import pair_conditions, random_classes, top_k_uncertain
-from gauda.augmentation.uncertainty_sampling import scheme_uncertainty, set_uncertainty_weights
+from gauda.augmentation.selection import (
+    class_weights_from_uncertainty,
+    pair_conditions,
+    random_classes,
+    top_k_uncertain,
+)
+from gauda.augmentation.uncertainty_sampling import scheme_uncertainty
 from gauda.config import ConfigError
 from gauda.generation.generator import PairGenerator, Sampling
 from gauda.io import atomic_write_json
@@ -167,16 +172,13 @@ class UncertaintyGuidedAugmentation(TrainingHook):
             self.trainer.metrics_log.log(step, values)
         if self.trainer.ddp.is_main:
             atomic_write_json(self.trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
-        if self.frame_classes is not None and self.config.real_sampling == "uncertainty":
-            set_uncertainty_weights(self.trainer, self.frame_classes, uncertainty, self.config)
-        elif self.frame_classes is not None and self.config.real_sampling == "adaptive":
-            config = self.config
-            iou_weights = class_weights_from_iou(
-                results.table.iou, config.weight_rule, config.temperature, config.linear_floor
+        if self.frame_classes is not None:  # real_sampling: uncertainty or adaptive
+            class_weights = (
+                class_weights_from_uncertainty(uncertainty, self.config.temperature)
+                if self.config.real_sampling == "uncertainty"
+                else iou_class_weights(results, self.config)
             )
-            self.trainer.sampler.set_weights(
-                frame_weights(self.frame_classes, iou_weights, config.frame_weight)
-            )
+            set_frame_weights(self.trainer, self.frame_classes, class_weights, self.config)
         logger.info("step %d: GAUDA asks for %s", step, ", ".join(choice["classes"]) or "nothing")
         if generated:
             self._submit(Request(step, tuple(classes)))

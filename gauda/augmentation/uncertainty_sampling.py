@@ -5,17 +5,13 @@ half (``scheme.real_sampling``)."""
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from gauda.augmentation.adaptive import frame_weights, training_frame_classes
+from gauda.augmentation.adaptive import FrameWeighting
 from gauda.augmentation.config import SchemeConfig
 from gauda.augmentation.selection import class_weights_from_uncertainty
-from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook, ValidationResults
+from gauda.segmentation.trainer import ValidationResults
 from gauda.uncertainty.estimates import classwise_estimate
-
-logger = logging.getLogger(__name__)
 
 
 def scheme_uncertainty(results: ValidationResults, config: SchemeConfig) -> torch.Tensor:
@@ -27,39 +23,12 @@ def scheme_uncertainty(results: ValidationResults, config: SchemeConfig) -> torc
     )
 
 
-def set_uncertainty_weights(
-    trainer: SegmentationTrainer, frame_classes: torch.Tensor, uncertainty: torch.Tensor, config: SchemeConfig
-) -> torch.Tensor:
-    """Give the trainer's sampler frame weights from UE_c; returns the class weights (C,)."""
-    class_weights = class_weights_from_uncertainty(uncertainty, config.temperature)
-    trainer.sampler.set_weights(frame_weights(frame_classes, class_weights, config.frame_weight))
-    return class_weights
+class UncertaintySampling(FrameWeighting):
+    """Uncertainty sampling: frame weights from the class-wise uncertainty UE_c (``scheme_uncertainty``)."""
 
+    name = "uncertainty sampling"
 
-class UncertaintySampling(TrainingHook):
-    """At each validation, set the trainer's sampling weights from the class-wise uncertainty.
-
-    The weights travel in the trainer's checkpoints (its sampler's state), so the hook keeps none.
-    """
-
-    def __init__(self, config: SchemeConfig, frame_classes: torch.Tensor | None = None) -> None:
-        self.config = config
-        self.frame_classes = frame_classes
-        self.trainer: SegmentationTrainer | None = None
-
-    def on_train_start(self, trainer: SegmentationTrainer) -> None:
-        self.trainer = trainer
-        if self.frame_classes is None:
-            self.frame_classes = training_frame_classes(trainer.train, progress=trainer.progress)
-
-    def on_validation(self, step: int, results: ValidationResults) -> None:
-        assert self.trainer is not None and self.frame_classes is not None
-        uncertainty = scheme_uncertainty(results, self.config)
-        class_weights = set_uncertainty_weights(self.trainer, self.frame_classes, uncertainty, self.config)
-        top = int(class_weights.argmax())
-        logger.info(
-            "step %d: uncertainty sampling weights set (largest: %s, %.3f)",
-            step,
-            self.trainer.class_names[top],
-            class_weights[top],
+    def class_weights(self, results: ValidationResults) -> torch.Tensor:
+        return class_weights_from_uncertainty(
+            scheme_uncertainty(results, self.config), self.config.temperature
         )

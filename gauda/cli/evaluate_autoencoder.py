@@ -13,7 +13,7 @@ from rich.table import Table
 
 from gauda.checkpoint import CheckpointError
 from gauda.cli.evaluate_segmenter import AsJson
-from gauda.cli.options import Overrides, build_config
+from gauda.cli.options import Overrides, run_configuration
 from gauda.config import ConfigError
 from gauda.evaluation.reconstruction import evaluate_autoencoder_run
 
@@ -87,12 +87,7 @@ def autoencoder(
     IoU on reconstructions against originals (and a figure); for masks each class's reconstruction IoU with
     the number of frames that hold it. --set changes the run's configuration: --set data.synthetic.seed=1
     --split train scores on 640 newly rendered synthetic frames (tiny) that no model has seen."""
-    config_file = run / "config.yaml"
-    if not config_file.is_file():
-        raise ConfigError(
-            f"--run {run}: {config_file} not found; expected a run folder of gauda train autoencoder"
-        )
-    config = build_config("tiny", config_file, overrides)  # the run's own configuration, whole
+    config = run_configuration(run, "gauda train autoencoder", overrides)
     try:
         result = evaluate_autoencoder_run(
             run, config.data, segmenter, split, out, device=device, progress=not as_json

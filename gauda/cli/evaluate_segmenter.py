@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gauda.checkpoint import CheckpointError
-from gauda.cli.options import Overrides, build_config
+from gauda.cli.options import Overrides, run_configuration
 from gauda.config import ConfigError
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
@@ -72,12 +72,7 @@ def segmenter(
 ) -> None:
     """Score a trained segmenter on a split (mean of N posterior samples, Eq. 7) and write
     evaluation_<split>.json (with every frame's IoU) into the run folder."""
-    config_file = run / "config.yaml"
-    if not config_file.is_file():
-        raise ConfigError(
-            f"--run {run}: {config_file} not found; expected a run folder of gauda train segmenter"
-        )
-    config = build_config("tiny", config_file, overrides)  # the run's own configuration, whole
+    config = run_configuration(run, "gauda train segmenter", overrides)
     try:
         summary = evaluate_run(run, config.data, config.segmentation, split, checkpoint, progress=not as_json)
     except CheckpointError as error:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from gauda.config import to_yaml
+from gauda.config import ConfigError, to_yaml
 from gauda.presets import GaudaConfig, resolve_config
 
 Preset = Annotated[
@@ -36,6 +36,15 @@ def build_config(
 ) -> GaudaConfig:
     """Resolve the configuration; ``updates`` carries the command's own options and wins last."""
     return resolve_config(preset, config_file, overrides or (), updates)
+
+
+def run_configuration(run: Path, command: str, overrides: list[str] | None) -> GaudaConfig:
+    """A run folder's own configuration (its ``config.yaml``, whole), changed by ``--set`` overrides;
+    a clear error naming the file and the ``command`` that makes such folders when it is missing."""
+    config_file = run / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"--run {run}: {config_file} not found; expected a run folder of {command}")
+    return build_config("tiny", config_file, overrides)
 
 
 def print_dry_run(config: GaudaConfig) -> None:

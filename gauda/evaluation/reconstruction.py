@@ -80,11 +80,13 @@ def segment_reconstructions(
     seed: int = 0,
     num_pictures: int = 8,
     progress: bool = False,
+    frame_frequency: torch.Tensor | None = None,
 ) -> ReconstructionSegmentation:
     """Segment every frame of ``dataset`` as it is and after ``autoencoder`` (Eq. 7 means of N samples).
 
     Both passes draw the same posterior samples (one generator seed each), so the difference is the
-    reconstruction's alone. The pictures show the frames holding the rarest classes of the split.
+    reconstruction's alone. The pictures show the frames holding the rarest classes of the split
+    (``frame_frequency``: each class's frames, ``class_frame_counts``; counted here when not given).
     """
     autoencoder.eval()
     segmenter.eval()
@@ -92,7 +94,7 @@ def segment_reconstructions(
     original, reconstructed = SegmentationScores(class_names), SegmentationScores(class_names)
     generators = [torch.Generator(device=device).manual_seed(seed) for _ in range(2)]
     kept: list[tuple[int, list[np.ndarray]]] = []  # (rarity rank, pictures) of the frames shown
-    frequency = class_frame_counts(dataset, num_classes)
+    frequency = class_frame_counts(dataset, num_classes) if frame_frequency is None else frame_frequency
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc="evaluate", disable=not progress):
         images, masks = batch["image"].to(device), batch["mask"].to(device)  # (B, 3, H, W), (B, H, W)
         output, _, _ = autoencoder(image_to_input(images))
@@ -107,6 +109,8 @@ def segment_reconstructions(
         for i in range(len(images)):
             present = [c for c in range(num_classes) if (masks[i] == c).any()]
             rarity = min(int(frequency[c]) for c in present) if present else len(dataset)
+            if len(kept) == num_pictures and rarity >= kept[-1][0]:
+                continue  # not among the rarest seen so far: draw nothing
             kept.append((rarity, _pictures(images[i], rebuilt[i], masks[i], predictions, i, num_classes)))
             kept = sorted(kept, key=lambda item: item[0])[:num_pictures]
     rows = [list(column) for column in zip(*(pictures for _, pictures in kept), strict=True)]
@@ -186,7 +190,9 @@ def evaluate_autoencoder_run(
             logger.info("no --segmenter: PSNR/SSIM only, no per-class segmentation figures")
         else:
             result.update(
-                _segmentation(autoencoder, Path(segmenter_run), dataset, splits, out, torch_device, progress)
+                _segmentation(
+                    autoencoder, Path(segmenter_run), dataset, splits, frames, out, torch_device, progress
+                )
             )
     elif segmenter_run is not None:
         logger.info("--segmenter is not used for a mask autoencoder (its IoU is measured directly)")
@@ -199,6 +205,7 @@ def _segmentation(
     segmenter_run: Path,
     dataset: Dataset,
     splits: DataSplits,
+    frame_frequency: torch.Tensor,
     out: Path,
     device: torch.device,
     progress: bool,
@@ -221,6 +228,7 @@ def _segmentation(
         device,
         seed=segmentation.seed,
         progress=progress,
+        frame_frequency=frame_frequency,
     )
     figure = out.parent / FIGURE_FILE
     save_image_rows(

@@ -23,8 +23,7 @@ from gauda.evaluation.segmentation_metrics import SegmentationScores, Segmentati
 from gauda.io import atomic_write_json
 from gauda.segmentation.bayesian import BayesianSegmenter, build_segmenter, predict
 from gauda.segmentation.config import SegmentationConfig
-from gauda.uncertainty.classwise import ClasswiseUncertainty
-from gauda.uncertainty.estimates import ClasswiseEstimates, UncertaintySums
+from gauda.uncertainty.estimates import ClasswiseEstimates, UncertaintySums, classwise_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,6 @@ def evaluate_split(
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     scores = SegmentationScores(class_names)
-    uncertainty = ClasswiseUncertainty(len(class_names))
     estimates = ClasswiseEstimates()
     videos: dict[str, str] = {}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -90,14 +88,15 @@ def evaluate_split(
             images = batch["image"].to(device)  # (B, 3, H, W)
             masks = batch["mask"].to(device)  # (B, H, W)
             samples, y_bar = predict(model, images, num_samples, generator)  # (N, B, C, H, W), (B, C, H, W)
-            uncertainty.update(samples, valid=masks != IGNORE_INDEX)  # Eq. 8 pooled over the split
-            estimates.update(samples, masks, valid=masks != IGNORE_INDEX)  # and its variants
+            estimates.update(samples, masks, valid=masks != IGNORE_INDEX)  # Eq. 8 and its variants
             scores.update(y_bar.argmax(dim=1), masks, batch["name"], y_bar)
             if "video" in batch:
                 videos.update(zip(batch["name"], batch["video"], strict=True))
     finally:
         model.train(was_training)
-    return SplitEvaluation(scores.compute(), uncertainty.compute(), estimates.compute(), videos or None)
+    pooled = estimates.compute()
+    uncertainty = classwise_estimate(pooled, "predicted", "variance")  # the literal Eq. 8
+    return SplitEvaluation(scores.compute(), uncertainty, pooled, videos or None)
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:

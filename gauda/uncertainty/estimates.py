@@ -63,15 +63,21 @@ class UncertaintySums:
 
     sums: dict[tuple[str, str], torch.Tensor]  # (pooling, quantity) -> (C,) float64
     counts: dict[str, torch.Tensor]  # pooling -> (C,) |P_c|
-    predicted: torch.Tensor  # (C,) pixels predicted as c
-    labelled: torch.Tensor  # (C,) pixels labelled c
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """(C,) pixels predicted as c."""
+        return self.counts["predicted"]
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        """(C,) pixels labelled c."""
+        return self.counts["ground_truth"]
 
     def __add__(self, other: UncertaintySums) -> UncertaintySums:
         return UncertaintySums(
             {key: value + other.sums[key] for key, value in self.sums.items()},
             {key: value + other.counts[key] for key, value in self.counts.items()},
-            self.predicted + other.predicted,
-            self.labelled + other.labelled,
         )
 
 
@@ -92,7 +98,7 @@ def uncertainty_sums(
         for quantity, values in per_pixel.items()
     }
     counts = {pooling: member.sum(spatial).double().cpu() for pooling, member in sets.items()}
-    return UncertaintySums(sums, counts, counts["predicted"].clone(), counts["ground_truth"].clone())
+    return UncertaintySums(sums, counts)
 
 
 def missed_classes(sums: UncertaintySums, missed_ratio: float) -> torch.Tensor:

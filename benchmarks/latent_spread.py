@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from gauda.diffusion.latents import LATENTS_FILE
+from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.schedule import config_betas, q_sample
-from gauda.diffusion.trainer import load_diffusion
 from gauda.generation.generator import Sampling, sample_latents
 from gauda.generation.samplers import make_scheduler
 

@@ -33,8 +33,9 @@ from gauda.autoencoders.trainer import train_autoencoder
 from gauda.data.dataset import load_splits
 from gauda.diffusion.condition import multi_hot
 from gauda.diffusion.latents import decode_pairs, encode_dataset
+from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.schedule import config_betas
-from gauda.diffusion.trainer import load_diffusion, train_diffusion
+from gauda.diffusion.trainer import train_diffusion
 from gauda.evaluation.generator_eval import GeneratedPairs, load_segmenter_run, real_only_evaluation
 from gauda.generation.generator import Sampling, resolve_sampling, sample_latents
 from gauda.generation.sample import class_hit_rates

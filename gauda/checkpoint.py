@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ _ITEMS = "__items__"  # a dict whose keys are not all strings (e.g. optimiser st
 _TUPLE = "__tuple__"
 _ARRAY = "__ndarray__"  # small NumPy arrays (generator states), stored as JSON lists
 _FORMAT = "gauda-checkpoint-1"
+LAST_FILE = "last.safetensors"  # a run's whole training state, what --resume continues from
 
 
 class CheckpointError(ValueError):
@@ -114,6 +116,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        if _is_pickle(path):
+            raise CheckpointError(
+                f"{path}: a PyTorch pickle (torch.save), which gauda never loads (unpickling runs code); "
+                "expected a safetensors checkpoint: pass the run folder gauda wrote, or convert weights "
+                "you trust with safetensors.torch.save_file"
+            ) from None
         raise CheckpointError(
             f"{path}: not a readable safetensors checkpoint ({error}); it may be truncated or corrupted"
         ) from None
@@ -129,6 +137,76 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if torch.device(device).type != "cpu":
         tensors = {name: tensor.to(device) for name, tensor in tensors.items()}
     return _join(json.loads(metadata["structure"]), tensors)
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether ``path`` starts as ``torch.save`` writes: a zip archive, or a bare pickle (protocol 2+)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+# The stage whose training state a run's last checkpoint holds, and the command that continues it.
+STAGE_COMMANDS = {
+    "image autoencoder": "gauda train autoencoder --modality image",
+    "mask autoencoder": "gauda train autoencoder --modality mask",
+    "diffusion": "gauda train diffusion",
+    "segmentation": "gauda train segmenter",
+}
+
+
+def check_stage(path: Path, stage: str) -> None:
+    """Refuse to resume ``stage`` (a key of ``STAGE_COMMANDS``) from the checkpoint ``path`` of another
+    stage; reads the checkpoint's metadata only, so a run checks it before it writes anything.
+
+    Checkpoints record their ``stage``; older ones are told apart by their parts (an autoencoder's
+    modality then shows only when its weights are loaded).
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            state = json.loads((handle.metadata() or {})["structure"])
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):
+        load_checkpoint(path)  # raises the error that says what is wrong with the file
+        raise
+    found = state.get("stage") if isinstance(state, dict) else None
+    if found is None:  # written before checkpoints recorded their stage
+        legacy = {"discriminator": "autoencoder", "ema": "diffusion", "hooks": "segmentation"}
+        found = next((name for key, name in legacy.items() if key in state), "unknown")
+        if found == "autoencoder" and stage.endswith("autoencoder"):
+            return
+    if found != stage:
+        command = STAGE_COMMANDS.get(found)
+        hint = f"; continue it with `{command} --resume --out {path.parent}`" if command else ""
+        article = "an" if found[0] in "aeiou" else "a"
+        raise CheckpointError(
+            f"--resume {path.parent}: holds {article} {found} run ({path.name}), not a {stage} run{hint}"
+        )
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, Any], path: Path, what: str) -> None:
+    """``module.load_state_dict(weights)``, its mismatch a ``CheckpointError`` naming ``path``."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as error:
+        first = str(error).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+        raise CheckpointError(
+            f"{path}: its {what} does not fit this configuration ({detail[:200]}); expected a checkpoint "
+            "of the same stage, modality and sizes"
+        ) from None
+
+
+def check_finite_loss(value: float, where: str, last: Path, option: str) -> None:
+    """Stop a training loop at a NaN or infinite loss (``FloatingPointError``) with what to do about it:
+    ``where`` names the stage and step, ``option`` the learning rate to lower, ``last`` the checkpoint
+    that is still good (named only if one was written)."""
+    if math.isfinite(value):
+        return
+    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written before it"
+    raise FloatingPointError(f"{where}: loss {value}; lower {option} or check the data ({kept})")
 
 
 def rng_state() -> dict[str, Any]:

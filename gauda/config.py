@@ -13,6 +13,7 @@ resolved to a class or a function.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -36,6 +37,14 @@ def check(condition: bool, field: str, expected: str, value: Any) -> None:
     """Raise ``ConfigError`` naming ``field`` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(f"{field}: expected {expected}, got {value!r}")
+
+
+def finite_number(value: float, field: str, minimum: float | None = None, expected: str = "") -> float:
+    """``value`` as a float; ``ConfigError`` naming ``field`` if it is NaN or infinite (or below
+    ``minimum``): the one check of every float, from a configuration file or a command-line option."""
+    what = expected or ("a finite number" + (f" >= {minimum:g}" if minimum is not None else ""))
+    check(math.isfinite(value) and (minimum is None or value >= minimum), field, what, value)
+    return float(value)
 
 
 _TYPE_NAMES = {
@@ -101,10 +110,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 (PyYAML) reads 3e-3 as a string; it is a number here
+            value = float(value)  # YAML 1.1 (PyYAML) reads 3e-3 as a string; it is a number here
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return finite_number(value, where)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

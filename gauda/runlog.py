@@ -16,7 +16,11 @@ logger = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    """Append ``step, name, value`` rows to ``metrics.csv``; mirror them to TensorBoard if available."""
+    """Append ``step, name, value`` rows to ``metrics.csv``; mirror them to TensorBoard if available.
+
+    ``resume_step``: a resumed run's last step that its checkpoint holds, in the run's own numbering of
+    the rows; the rows logged after it (by the run that was stopped) are dropped.
+    """
 
     def __init__(
         self,

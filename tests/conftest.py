@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """``gauda ARGS`` in this process as its console script runs it: (exit status, stdout, stderr with
+    the console's line wrapping undone)."""
+    from gauda.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gauda", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    err = " ".join(captured.err.split())
+    return (code if isinstance(code, int) else 0 if code is None else 1), captured.out, err
+
 
 # Tests use tiny shapes, where one thread is fastest and never oversubscribes a shared CPU.
 torch.set_num_threads(1)

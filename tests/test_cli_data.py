@@ -1,26 +1,12 @@
 """The command line as a user meets it: ``gauda data inspect``, ``gauda data export``, ``gauda demo``."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import label_grid, write_cadis
-
-from gauda.cli import main
-
-
-def run_cli(
-    args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["gauda", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0 if code is None else 1), captured.out, captured.err
+from conftest import label_grid, run_cli, write_cadis
 
 
 def export_args(root: Path, out: Path, size: int) -> list[str]:

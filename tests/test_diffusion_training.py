@@ -13,7 +13,8 @@ from gauda.autoencoders.trainer import train_autoencoder
 from gauda.checkpoint import CheckpointError, load_checkpoint
 from gauda.config import ConfigError
 from gauda.diffusion.config import DiffusionConfig
-from gauda.diffusion.trainer import learning_rate, load_diffusion, train_diffusion, update_ema
+from gauda.diffusion.runs import load_diffusion
+from gauda.diffusion.trainer import learning_rate, train_diffusion, update_ema
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,8 @@ def test_a_run_writes_its_artefacts_and_its_model_loads_back(tmp_path, autoencod
         assert (tmp_path / "run" / name).is_file(), name
     assert metrics["latent_shape"] == [4, 8, 8]
     model, info = load_diffusion(tmp_path / "run")
-    assert info["autoencoders"] == json.loads((tmp_path / "run" / "autoencoders.json").read_text())
+    recorded = json.loads((tmp_path / "run" / "autoencoders.json").read_text())
+    assert info["autoencoders"] == {k: str((tmp_path / "run" / v).resolve()) for k, v in recorded.items()}
     assert info["image_channels"] == info["mask_channels"] == 2 and len(info["class_names"]) == 9
     assert info["class_frequency"].shape == (9,) and (info["class_frequency"] <= 1).all()
     z = torch.randn(2, 4, 8, 8)

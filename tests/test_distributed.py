@@ -17,7 +17,7 @@ from tiny_runs import run_gauda, set_args, tiny_overrides
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.checkpoint import load_checkpoint
 from gauda.config import ConfigError
-from gauda.diffusion.trainer import load_diffusion
+from gauda.diffusion.runs import load_diffusion
 from gauda.distributed import Distributed
 from gauda.segmentation.evaluate import load_segmenter
 

@@ -147,7 +147,7 @@ def test_a_non_finite_diffusion_loss_stops_with_the_step_and_keeps_the_last_chec
     monkeypatch.setattr(trainer.F, "mse_loss", nan_on_call(trainer.F.mse_loss, 4))
     config = tiny_config(tiny_generator.cache, extra=("diffusion.checkpoint_every=1",))
     with pytest.raises(
-        FloatingPointError, match=r"diffusion, step 3: loss nan; last good checkpoint: .*last"
+        FloatingPointError, match=r"diffusion, step 3: loss nan; lower .*the last good checkpoint is .*last"
     ):
         train_diffusion(config, tmp_path, tiny_generator.image_autoencoder, tiny_generator.mask_autoencoder,
                         progress=False)  # fmt: skip
@@ -170,7 +170,9 @@ def test_a_non_finite_segmentation_loss_stops_with_the_step(tmp_path, monkeypatc
 
     monkeypatch.setattr(_TrainingLoss, "forward", nan_on_call(_TrainingLoss.forward, 3))
     config = tiny_config(tmp_path / "cache")
-    with pytest.raises(FloatingPointError, match=r"segmentation, step 3: training loss nan"):
+    with pytest.raises(
+        FloatingPointError, match=r"segmentation, step 3: loss nan; lower segmentation.learning_rate"
+    ):
         train_segmenter(config, tmp_path / "run", progress=False)
     assert load_checkpoint(tmp_path / "run" / "last.safetensors")["step"] == 2  # the validation at step 2
 

@@ -21,7 +21,7 @@ def test_sampling_defaults_come_from_the_run_and_name_the_bad_option(generator) 
         generator.sampling("euler")
     with pytest.raises(ConfigError, match=r"^steps 0: expected 1\.\."):
         generator.sampling(steps=0)
-    with pytest.raises(ConfigError, match=r"^guidance -1"):
+    with pytest.raises(ConfigError, match=r"^guidance: expected a finite number >= 0 .*got -1"):
         generator.sampling(guidance=-1)
     assert Sampling("ddim", 10, 1.0).network_calls == 10 and Sampling("ddim", 10, 3.0).network_calls == 20
 

@@ -1,16 +1,13 @@
 """The segmentation commands as a user meets them: train segmenter, evaluate segmenter, evaluate masks."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import save_png
+from conftest import run_cli, save_png
 from safetensors.torch import load_file
-
-from gauda.cli import main
 
 # A very small run: 6 synthetic videos of 2 frames at 32 px, two-level networks, 4 steps.
 SMALL = [
@@ -22,16 +19,6 @@ SMALL = [
     "--set", "segmentation.val_every=2", "--set", "segmentation.val_num_samples=2",
     "--set", "segmentation.test_num_samples=3", "--set", "segmentation.device=cpu",
 ]  # fmt: skip
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["gauda", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    err = " ".join(captured.err.split())  # the console wraps long error lines
-    return (code if isinstance(code, int) else 0 if code is None else 1), captured.out, err
 
 
 def test_train_dry_run_prints_the_segmentation_slice(capsys, monkeypatch, tmp_path) -> None:

@@ -13,6 +13,7 @@ from gauda.augmentation.adaptive import AdaptiveSampling
 from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.augmentation.uncertainty_sampling import UncertaintySampling
+from gauda.checkpoint import LAST_FILE, check_stage
 from gauda.config import ConfigError, to_dict
 from gauda.data.dataset import load_splits
 from gauda.data.splits import save_split
@@ -102,11 +103,16 @@ def _train(
     progress: bool,
     extra_hooks: Sequence[TrainingHook],
 ) -> dict[str, Any]:
+    if resume and (out / LAST_FILE).is_file():  # before split.json is written into another stage's run
+        check_stage(out / LAST_FILE, "segmentation")
     splits = load_splits(config.data, progress=progress)
+    hooks = scheme_hooks(config)
+    for hook in hooks:
+        if isinstance(hook, UncertaintyGuidedAugmentation):
+            hook.check_classes(splits.class_names)
     if is_main:
         save_split(splits.summary, out)
     network = build_segmenter(config.segmentation, in_channels=3, num_classes=len(splits.class_names))
-    hooks = scheme_hooks(config)
     all_hooks = [*hooks, *extra_hooks]
     trainer = SegmentationTrainer(
         network,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,12 +108,17 @@ class UncertaintyGuidedAugmentation(TrainingHook):
 
     # -- hooks -------------------------------------------------------------------------------------------
 
-    def on_train_start(self, trainer: SegmentationTrainer) -> None:
-        if tuple(self.generator.class_names) != tuple(trainer.class_names):
-            raise ValueError(
-                f"scheme.generator: trained on classes {list(self.generator.class_names)}, the segmentation "
-                f"data has {list(trainer.class_names)}; expected a diffusion run of the same dataset"
+    def check_classes(self, class_names: Sequence[str]) -> None:
+        """Refuse a generator of another dataset's classes (before anything trains or is written)."""
+        if tuple(self.generator.class_names) != tuple(class_names):
+            raise ConfigError(
+                f"scheme.generator {self.config.generator}: trained on classes "
+                f"{list(self.generator.class_names)}, the segmentation data has {list(class_names)}; "
+                "expected a diffusion run of the same dataset"
             )
+
+    def on_train_start(self, trainer: SegmentationTrainer) -> None:
+        self.check_classes(trainer.class_names)
         self.trainer = trainer
         self.rank, self.world_size = trainer.ddp.rank, trainer.ddp.world_size
         if self.num_chunks == 0:

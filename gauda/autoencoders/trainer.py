@@ -8,7 +8,6 @@ its latent scale, what later stages load), ``metrics.json`` and ``reconstruction
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,17 @@ from gauda.autoencoders.losses import (
 )
 from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
 from gauda.autoencoders.vqgan import VQGAN, output_to_image
-from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from gauda.checkpoint import (
+    LAST_FILE,
+    check_finite_loss,
+    check_stage,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from gauda.config import ConfigError, save, to_dict
 from gauda.data.batches import (
     EpochBatchSampler,
@@ -53,7 +62,6 @@ from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 
 logger = logging.getLogger(__name__)
-LAST_FILE = "last.safetensors"
 
 
 def build_discriminator(config: AutoencoderConfig, in_channels: int) -> PatchDiscriminator:
@@ -144,6 +152,8 @@ def _train(
         )
     if resume and not last_path.exists():
         raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
+    if resume:  # before anything is written into another stage's run
+        check_stage(last_path, f"{modality} autoencoder")
     ddp.check_divides(ae.batch_size, f"{modality}_autoencoder.batch_size")
     if ddp.is_main:
         save(config, out / "config.yaml")
@@ -179,8 +189,8 @@ def _train(
     start, seconds = 0, 0.0
     if resume:
         state = load_checkpoint(last_path, device=device)
-        model.load_state_dict(state["model"])
-        discriminator.load_state_dict(state["discriminator"])
+        load_weights(model, state["model"], last_path, "model")
+        load_weights(discriminator, state["discriminator"], last_path, "discriminator")
         optimizer.load_state_dict(state["optimizer"])
         disc_optimizer.load_state_dict(state["discriminator_optimizer"])
         set_rng_state(state["rng"])
@@ -204,7 +214,8 @@ def _train(
     # batch-norm statistics stay per process (rank 0's are saved); broadcasting them between the two
     # forward passes of a step is what some torch versions refuse
     disc_net = ddp.wrap(discriminator, broadcast_buffers=False)
-    log = MetricsLog(out, resume_step=start if resume else None, enabled=ddp.is_main)
+    # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
+    log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
 
     def checkpoint(step: int) -> None:
         if not ddp.is_main:
@@ -212,6 +223,7 @@ def _train(
         save_checkpoint(
             last_path,
             {
+                "stage": f"{modality} autoencoder",
                 "model": model.state_dict(),
                 "discriminator": discriminator.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -269,10 +281,8 @@ def _train(
             loss = loss + lam * generator_loss
             values.update(generator=generator_loss.item(), adversarial_weight=lam.item())
         loss_value = ddp.mean(loss.detach()).item()  # the global batch's, the same on every rank
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(
-                f"{modality} autoencoder, step {step}: loss {loss_value}; last good checkpoint: {last_path}"
-            )
+        check_finite_loss(loss_value, f"{modality} autoencoder, step {step}", last_path,
+                          f"{modality}_autoencoder.learning_rate")  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

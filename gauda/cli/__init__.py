@@ -46,8 +46,8 @@ def main() -> None:
     )
     try:
         app()
-    except (ConfigError, DataError, CheckpointError) as error:
-        _fail(str(error))
+    except (ConfigError, DataError, CheckpointError, FloatingPointError) as error:
+        _fail(str(error))  # FloatingPointError: a training loss went NaN (check_finite_loss)
     except OSError as error:  # a read-only folder, a full disk, while writing a result
         if error.filename is None:
             raise

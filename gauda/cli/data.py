@@ -48,7 +48,9 @@ def inspect(
     setting: Setting = None,
     size: Annotated[
         int | None,
-        typer.Option("--size", help="Count at SIZE x SIZE after resizing (default: native resolution)."),
+        typer.Option(
+            "--size", help="Count at SIZE x SIZE after resizing (default: native resolution).", min=1
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     grid: Annotated[

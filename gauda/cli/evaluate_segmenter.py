@@ -3,8 +3,11 @@ the paper's table of one model: per-class IoU with Dice and AP, then label mean,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +17,11 @@ from rich.table import Table
 
 from gauda.checkpoint import CheckpointError
 from gauda.cli.options import Overrides, run_configuration
-from gauda.config import ConfigError
+from gauda.config import ConfigError, to_dict
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
-from gauda.segmentation.evaluate import (
-    CHECKPOINT_NAMES,
-    evaluate_run,
-)
+from gauda.segmentation.evaluate import CHECKPOINT_NAMES, evaluate_run
+from gauda.segmentation.trainer import config_changes
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
@@ -54,6 +55,21 @@ def print_table(summary: dict[str, Any], title: str) -> None:
     console.print("– : no estimate (class absent from predictions and ground truth, or never predicted)")
 
 
+def _changes_name(own: dict[str, Any], changed: dict[str, Any]) -> str:
+    """``key=value`` of each changed data option, in a file name (a digest when that gets long)."""
+    keys = config_changes(own, changed)
+    parts = []
+    for key in keys:
+        value: Any = changed
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        parts.append(f"{key}={value}")
+    text = re.sub(r"[^A-Za-z0-9._=,+-]", "_", "-".join(parts))
+    if len(text) <= 60:
+        return text
+    return "data" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def segmenter(
     run: Annotated[Path, typer.Option("--run", help="Run folder of 'gauda train segmenter'.")],
     split: Annotated[
@@ -68,15 +84,30 @@ def segmenter(
         str, typer.Option("--checkpoint", help=f"Which checkpoint: {' or '.join(CHECKPOINT_NAMES)}.")
     ] = "best",
     as_json: AsJson = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="JSON file to write (default: RUN/evaluation_<split>.json; on data other than the run's "
+            "own, changed by --set data.*, RUN/evaluation_<split>-<the changes>.json).",
+        ),
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Score a trained segmenter on a split (mean of N posterior samples, Eq. 7) and write
     evaluation_<split>.json (with every frame's IoU) into the run folder."""
     config = run_configuration(run, "gauda train segmenter", overrides)
+    # a score on other data never takes the name of the score on the run's own data (which the
+    # experiment and the demo read back)
+    own = replace(run_configuration(run, "gauda train segmenter", None).data, cache_dir=config.data.cache_dir)
+    name = split if config.data == own else f"{split}-{_changes_name(to_dict(own), to_dict(config.data))}"
     try:
-        summary = evaluate_run(run, config.data, config.segmentation, split, checkpoint, progress=not as_json)
+        summary = evaluate_run(run, config.data, config.segmentation, split, checkpoint,
+                               progress=not as_json, name=name, out=out)  # fmt: skip
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
+    written = out if out is not None else run / f"evaluation_{name}.json"
+    Console(stderr=True).print(f"scores of every frame: {written}", highlight=False)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

@@ -11,7 +11,7 @@ from gauda.config import to_yaml
 from gauda.data.cache import cached_frames
 from gauda.data.config import DataConfig
 from gauda.data.dataset import Frames, open_source
-from gauda.data.folder import write_folder
+from gauda.data.folder import check_output_folder, write_folder
 from gauda.data.splits import split_summary, split_videos
 
 
@@ -28,6 +28,7 @@ def export_dataset(
     (``full_config`` if given, else the data configuration). Nothing at ``out`` changes unless the
     whole export succeeds.
     """
+    check_output_folder(out, overwrite, inputs=[config.root] if config.root else [])  # before the work
     source = open_source(config)
     videos = source.videos()
     assignment = split_videos({v: len(f) for v, f in videos.items()}, config.split)

@@ -28,6 +28,7 @@ from gauda.data.errors import DataError
 from gauda.data.files import write_png
 from gauda.data.sources import FileSource, FrameRecord, pair_files, require_root
 from gauda.io import atomic_write_json
+from gauda.runlock import LOCK_FILE, folder_lock
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,46 @@ class FolderWriter:
         (self.staging / relative).write_text(text)
 
 
+def check_output_folder(out: str | Path, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> Path:
+    """Refuse, before any work, an output folder that ``write_folder`` could not or must not replace.
+
+    Refused: a file; a non-empty folder without ``overwrite``; with ``overwrite``, a folder that is not a
+    dataset (no ``classes.json``) or that holds a training run (its lock file or checkpoints): only
+    datasets are replaced; a folder that is, or holds, one of the command's ``inputs``; a parent folder
+    this user cannot write in (found now, not after the work).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; expected a new or empty folder")
+    target = out.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if source == target or target in source.parents:
+            raise DataError(
+                f"--out {out}: is or holds {source}, which this command reads; choose another folder"
+            )
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
+        run_files = [p.name for p in (out / LOCK_FILE, *out.glob("*.safetensors")) if p.exists()]
+        if run_files or not (out / "classes.json").is_file():
+            found = f"a training run ({', '.join(run_files)})" if run_files else "no classes.json"
+            raise DataError(
+                f"--out {out}: holds {found}; --overwrite replaces only a dataset (images/, masks/, "
+                "classes.json); choose another folder"
+            )
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)).rmdir()
+    except OSError as error:
+        raise DataError(
+            f"--out {out}: cannot write in {parent} ({error.strerror}); "
+            "expected a folder this user may write to"
+        ) from None
+    return out
+
+
 @contextmanager
 def write_folder(
     out: str | Path, class_names: Sequence[str], overwrite: bool = False
@@ -142,25 +183,24 @@ def write_folder(
         class_names: names of the class ids the masks hold.
         overwrite: replace an existing non-empty ``out`` (only once the new dataset is complete).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder; expected a new or empty folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        writer = FolderWriter(staging, class_names)
-        yield writer
-        atomic_write_json(staging / "classes.json", list(writer.class_names))
-        atomic_write_json(staging / "videos.json", writer.videos)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
+        # locked while written, so that a run taking the lock of the parent folder (which clears what
+        # killed writers left there) leaves it alone; the lock file goes once the dataset is in place
+        with folder_lock(staging):
+            writer = FolderWriter(staging, class_names)
+            yield writer
+            atomic_write_json(staging / "classes.json", list(writer.class_names))
+            atomic_write_json(staging / "videos.json", writer.videos)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                out.rename(old)
+                staging.rename(out)
+                shutil.rmtree(old)
+            else:
+                staging.rename(out)
+            (out / LOCK_FILE).unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -76,7 +76,11 @@ def inspect_dataset(config: DataConfig, size: int | None = None, progress: bool 
     num_classes = source.num_classes
     report.class_frames = np.zeros(num_classes, np.int64)
     report.class_pixels = np.zeros(num_classes, np.int64)
-    for index in tqdm(range(len(source)), desc=f"inspecting {source.name}", disable=not progress):
+    # without classes every mask value is "unknown": one line per frame would bury the cause
+    frames = range(len(source)) if num_classes else range(0)
+    if not num_classes and len(source):
+        report.problems.append(f"{len(source)} frames not checked: the dataset has no classes (above)")
+    for index in tqdm(frames, desc=f"inspecting {source.name}", disable=not progress):
         try:
             image, mask = source.read(index)
         except DataError as error:

@@ -10,7 +10,6 @@ sampling needs: configuration, class names, latent layout, autoencoder runs, cla
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
@@ -23,14 +22,17 @@ from tqdm.auto import tqdm
 
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.checkpoint import (
-    CheckpointError,
+    LAST_FILE,
+    check_finite_loss,
+    check_stage,
     load_checkpoint,
+    load_weights,
     rng_state,
     save_checkpoint,
     seed_everything,
     set_rng_state,
 )
-from gauda.config import ConfigError, from_dict, save, to_dict
+from gauda.config import ConfigError, save, to_dict
 from gauda.data.batches import (
     EpochBatchSampler,
     StepBatchSampler,
@@ -44,6 +46,7 @@ from gauda.diffusion.condition import draw_condition, drop_condition
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
+from gauda.diffusion.runs import AUTOENCODERS_FILE, MODEL_FILE, recorded_autoencoders, relative_autoencoders
 from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
 from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
@@ -52,9 +55,6 @@ from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 
 logger = logging.getLogger(__name__)
-LAST_FILE = "last.safetensors"
-MODEL_FILE = "model.safetensors"
-AUTOENCODERS_FILE = "autoencoders.json"
 
 
 def learning_rate(step: int, config: DiffusionConfig) -> float:
@@ -71,14 +71,14 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def autoencoder_runs(out: Path, image: str | Path | None, mask: str | Path | None) -> dict[str, str]:
-    """The two autoencoder runs of a diffusion run: as given, or as recorded in the run folder."""
-    recorded = out / AUTOENCODERS_FILE
+    """The two autoencoder runs of a diffusion run (absolute): as given, or as recorded in the run folder."""
     if image is None or mask is None:
-        if not recorded.is_file():
+        if not (out / AUTOENCODERS_FILE).is_file():
             raise ConfigError(
-                f"--image-autoencoder/--mask-autoencoder: required ({recorded} records none to reuse)"
+                f"--image-autoencoder/--mask-autoencoder: required ({out / AUTOENCODERS_FILE} records none "
+                "to reuse)"
             )
-        return json.loads(recorded.read_text())
+        return recorded_autoencoders(out)
     return {"image": str(Path(image).resolve()), "mask": str(Path(mask).resolve())}
 
 
@@ -131,6 +131,8 @@ def _train(
         )
     if resume and not last_path.exists():
         raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
+    if resume:  # before anything is written into another stage's run
+        check_stage(last_path, "diffusion")
     runs = autoencoder_runs(out, image_autoencoder, mask_autoencoder)
     image_ae, image_info = load_autoencoder(runs["image"], device=str(device))
     mask_ae, mask_info = load_autoencoder(runs["mask"], device=str(device))
@@ -141,7 +143,7 @@ def _train(
             )
     if ddp.is_main:
         save(config, out / "config.yaml")
-        atomic_write_json(out / AUTOENCODERS_FILE, runs)
+        atomic_write_json(out / AUTOENCODERS_FILE, relative_autoencoders(out, runs))
     seed_everything(dc.seed)
     splits = load_splits(config.data, progress=progress)
     if ddp.is_main:
@@ -176,8 +178,8 @@ def _train(
     start, seconds = 0, 0.0
     if resume:
         state = load_checkpoint(last_path, device=device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
+        load_weights(model, state["model"], last_path, "denoiser")
+        load_weights(ema, state["ema"], last_path, "EMA denoiser")
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         start, seconds = state["step"], state["seconds"]
@@ -189,7 +191,8 @@ def _train(
         sampler = WeightedBatchSampler(weights, batch_size, dc.seed, start_step=start)
     else:
         sampler = EpochBatchSampler(num_frames, batch_size, dc.seed, start_step=start)
-    log = MetricsLog(out, resume_step=start if resume else None, enabled=ddp.is_main)
+    # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
+    log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
 
     def checkpoint(step: int) -> None:
         if not ddp.is_main:
@@ -197,6 +200,7 @@ def _train(
         save_checkpoint(
             last_path,
             {
+                "stage": "diffusion",
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -235,10 +239,7 @@ def _train(
             prediction = net(z_t, t, condition.to(device), null.to(device))
         loss = F.mse_loss(prediction.float(), target)
         loss_value = ddp.mean(loss.detach()).item()  # the global batch's loss, the same on every rank
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(
-                f"diffusion, step {step}: loss {loss_value}; last good checkpoint: {last_path}"
-            )
+        check_finite_loss(loss_value, f"diffusion, step {step}", last_path, "diffusion.learning_rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = (
@@ -284,7 +285,7 @@ def _train(
             "image_channels": image_channels,
             "mask_channels": num_channels - image_channels,
             "latent_size": latent_size,
-            "autoencoders": runs,
+            "autoencoders": relative_autoencoders(out, runs),
         },
     )
     atomic_write_json(out / "metrics.json", metrics)
@@ -292,30 +293,3 @@ def _train(
         "diffusion: %d steps, loss %s, model in %s", dc.steps, metrics["final_loss"], out / MODEL_FILE
     )
     return metrics
-
-
-def load_diffusion(run: str | Path, device: str = "cpu") -> tuple[DiffusionUNet, dict[str, Any]]:
-    """The EMA denoiser of a finished diffusion run (or its ``model.safetensors``), in eval mode.
-
-    Returns the model and its information: ``config`` (DiffusionConfig), ``class_names``,
-    ``class_frequency`` (C,), ``image_channels``, ``mask_channels``, ``latent_size``, ``autoencoders``.
-    """
-    path = Path(run)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: no trained diffusion model; expected the {MODEL_FILE} of a finished run"
-        )
-    state = load_checkpoint(path, device=device)
-    if "autoencoders" not in state or "latent_size" not in state:
-        raise CheckpointError(f"{path}: not a diffusion checkpoint (no autoencoders or latent size recorded)")
-    config = from_dict(DiffusionConfig, state["config"])
-    channels = state["image_channels"] + state["mask_channels"]
-    model = DiffusionUNet(channels, len(state["class_names"]), state["latent_size"], config)
-    model.load_state_dict(state["model"])
-    info = {key: state[key] for key in ("class_names", "class_frequency", "image_channels", "mask_channels",
-                                         "latent_size", "autoencoders")}  # fmt: skip
-    info["class_names"] = tuple(info["class_names"])
-    info["config"] = config
-    return model.to(device).eval(), info

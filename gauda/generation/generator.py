@@ -15,13 +15,13 @@ import torch
 
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.autoencoders.vqgan import VQGAN, image_to_input, mask_to_input
-from gauda.config import ConfigError
+from gauda.config import ConfigError, finite_number
 from gauda.device import resolve_device
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import decode_pairs
+from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.schedule import config_betas
-from gauda.diffusion.trainer import load_diffusion
 from gauda.generation.samplers import sampler_function
 
 DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp": 20, "dpmpp_sde": 20}
@@ -62,9 +62,8 @@ def resolve_sampling(
         raise ConfigError(
             f"steps {steps}: expected 1..{config.num_train_timesteps} (the run's num_train_timesteps)"
         )
-    if guidance < 0:
-        raise ConfigError(f"guidance {guidance}: expected a number >= 0 (1 = unguided)")
-    return Sampling(sampler, steps, float(guidance))
+    guidance = finite_number(guidance, "guidance", 0, "a finite number >= 0 (1 = unguided)")
+    return Sampling(sampler, steps, guidance)
 
 
 @torch.no_grad()

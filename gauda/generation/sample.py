@@ -20,12 +20,11 @@ from tqdm.auto import tqdm
 
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.config import ConfigError
-from gauda.data.errors import DataError
 from gauda.data.figures import save_pair_grid
-from gauda.data.folder import write_folder
+from gauda.data.folder import check_output_folder, write_folder
 from gauda.device import resolve_device
 from gauda.diffusion.condition import multi_hot
-from gauda.diffusion.trainer import load_diffusion
+from gauda.diffusion.runs import load_diffusion
 from gauda.generation.generator import PairGenerator, resolve_sampling
 
 logger = logging.getLogger(__name__)
@@ -106,9 +105,8 @@ def sample_pairs(
         sampling = resolve_sampling(info["config"], sampler, steps, guidance)
     except ConfigError as error:
         raise ConfigError(f"--{error}") from None
-    out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:  # fail before sampling, not after
-        raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
+    # before sampling, not after: a folder that cannot or must not be replaced, or that holds an input
+    out = check_output_folder(out, overwrite, inputs=[run, *info["autoencoders"].values()])
     image_ae, _ = load_autoencoder(info["autoencoders"]["image"], device=str(torch_device))
     mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"], device=str(torch_device))
     pair_generator = PairGenerator(model, image_ae, mask_ae, info)

@@ -20,7 +20,8 @@ from gauda.data.dataset import load_splits
 from gauda.data.figures import save_pair_grid
 from gauda.data.inspection import grid_indices, inspect_dataset
 from gauda.data.splits import save_split
-from gauda.diffusion.trainer import load_diffusion, train_diffusion
+from gauda.diffusion.runs import load_diffusion
+from gauda.diffusion.trainer import train_diffusion
 from gauda.evaluation.generator_eval import evaluate_generator
 from gauda.experiment.runner import RunSpec, run_config, train_and_evaluate
 from gauda.generation.sample import GRID_FILE, sample_pairs

@@ -134,9 +134,10 @@ def evaluate_run(
     checkpoint: str = "best",
     progress: bool = True,
     name: str | None = None,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score a training run's checkpoint on a split and write ``evaluation_<name>.json`` (with every
-    frame's scores) into the run folder; returns the summary without the frames.
+    frame's scores) into the run folder, or to ``out``; returns the summary without the frames.
 
     Args:
         run: a run folder of ``gauda train segmenter``.
@@ -146,6 +147,7 @@ def evaluate_run(
         checkpoint: best or last.
         progress: show progress bars.
         name: the file's name part (default: ``split``).
+        out: the file to write instead.
     """
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)} or all")
@@ -175,6 +177,6 @@ def evaluate_run(
         progress=progress,
     )
     about = {"run": str(run), "checkpoint": path.name, "step": state["step"], "split": split}
-    file = run / f"evaluation_{name or split}.json"
+    file = Path(out) if out is not None else run / f"evaluation_{name or split}.json"
     atomic_write_json(file, {**about, **evaluation.to_json(frames=True)})
     return {**about, **evaluation.to_json()}

@@ -34,7 +34,17 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from gauda.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from gauda.checkpoint import (
+    LAST_FILE,
+    check_finite_loss,
+    check_stage,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from gauda.config import ConfigError
 from gauda.device import autocast, resolve_device
 from gauda.distributed import setup_distributed
@@ -218,7 +228,7 @@ class SegmentationTrainer:
         Returns the last validation results (None when nothing was left to do).
         """
         if resume:
-            self.load(self.run_dir / "last.safetensors")
+            self.load(self.run_dir / LAST_FILE)
         else:
             seed_everything(self.config.seed)
         # written once the configuration is known to fit the run (a refused resume leaves it alone)
@@ -267,11 +277,8 @@ class SegmentationTrainer:
         with autocast(self.device, self.config.precision):
             loss, logs = self.loss(images, masks, self.generator)
         value = float(self.ddp.mean(loss.detach().float()))  # the global batch's, the same on every rank
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"segmentation, step {self.step + 1}: training loss {value}; lower "
-                f"segmentation.learning_rate (last good checkpoint: {self.run_dir / 'last.safetensors'})"
-            )
+        check_finite_loss(value, f"segmentation, step {self.step + 1}", self.run_dir / LAST_FILE,
+                          "segmentation.learning_rate")  # fmt: skip
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -318,7 +325,7 @@ class SegmentationTrainer:
             if self.ddp.is_main:
                 self.save(self.run_dir / "best.safetensors")
         if self.ddp.is_main:
-            self.save(self.run_dir / "last.safetensors")
+            self.save(self.run_dir / LAST_FILE)
 
     def validate(self) -> ValidationResults:
         """Mean IoU and Eq. 8's class-wise uncertainty on the validation split."""
@@ -339,6 +346,7 @@ class SegmentationTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "stage": "segmentation",
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
@@ -361,6 +369,7 @@ class SegmentationTrainer:
         """Restore the whole training state to continue a run; the configuration must match."""
         if not path.is_file():
             raise ConfigError(f"--resume: no checkpoint {path}; expected a run folder with last.safetensors")
+        check_stage(path, "segmentation")
         state = load_checkpoint(path, device="cpu")
         changed = [
             key for key in config_changes(state["config"], self.full_config) if key not in RESUMABLE_OPTIONS
@@ -378,7 +387,7 @@ class SegmentationTrainer:
                 f"--resume {path}: the run had {len(saved_hooks)} training hooks with state; "
                 f"now {len(self.hooks)}"
             )
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path, "model")
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.best_score, self.best_step = state["best_score"], state["best_step"]

@@ -159,3 +159,23 @@ def test_a_v_predicting_denoiser_hands_samplers_the_noise(monkeypatch) -> None:
     monkeypatch.setattr(model, "forward", lambda z, t, classes=None, null=None: v_target(z0, eps, abar))
     assert torch.allclose(model.as_denoiser()(z_t, t, None), eps, atol=1e-4)
     assert "alpha_bar" not in model.state_dict()  # derived from the configuration, never saved
+
+
+def test_a_guided_step_of_the_network_batches_both_predictions_and_equals_two_calls() -> None:
+    from gauda.diffusion.denoiser import DiffusionUNet
+    from gauda.generation.samplers import guided_noise
+
+    config = DiffusionConfig(channels=(8, 16), num_res_blocks=1, attention_resolutions=(4,), num_heads=2)
+    model = DiffusionUNet(4, 3, 8, config).eval()
+    calls: list[int] = []
+    model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    generator = torch.Generator().manual_seed(0)
+    z, t = torch.randn(2, 4, 8, 8, generator=generator), torch.tensor([10, 500])
+    condition = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
+    denoiser = model.as_denoiser()
+    with torch.no_grad():
+        batched = guided_noise(denoiser, z, t, condition, 3.0)
+        assert calls == [4]  # one call on the doubled batch
+        separate = guided_noise(lambda z, t, c: denoiser(z, t, c), z, t, condition, 3.0)
+    assert calls == [4, 2, 2]
+    assert torch.allclose(batched, separate, atol=1e-5)

@@ -190,11 +190,15 @@ class DiffusionUNet(nn.Module):
         return self.head(F.silu(self.norm(h)))  # (B, D, s, s)
 
     def as_denoiser(self):
-        """The network as a sampler's ``denoiser(z_t, t, condition) -> eps`` (condition None = null); a
-        v-predicting network's output is converted to eps."""
+        """The network as a sampler's ``denoiser(z_t, t, condition, null=None) -> eps`` (condition None:
+        every row null; ``null`` (B,) bool: these rows null), so that a guided step makes its conditional
+        and unconditional predictions in one batch; a v-predicting network's output is converted to eps."""
 
-        def denoiser(z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-            output = self(z, t, condition)
+        def denoiser(
+            z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None, null: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            output = self(z, t, condition, null)
             return output if self.prediction == "epsilon" else eps_from_v(z, output, self.alpha_bar[t])
 
+        denoiser.accepts_null = True  # type: ignore[attr-defined]
         return denoiser

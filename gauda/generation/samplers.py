@@ -1,9 +1,11 @@
 """Samplers: plain functions of (denoiser, noise, condition, steps, guidance), apart from the network.
 
 A denoiser is any callable ``denoiser(z_t, t, condition) -> eps`` with z_t (B, D, h, w), t (B,) integer
-timesteps and condition (B, C) multi-hot or ``None`` for the null condition. Each sampler drives one of
-diffusers' schedulers offline (``set_timesteps``, then ``step(eps, t, z).prev_sample``) on the betas of
-the training schedule (``gauda.diffusion.schedule``), passed as ``trained_betas``:
+timesteps and condition (B, C) multi-hot or ``None`` for the null condition (one that also takes a
+per-row ``null`` mask says so with ``accepts_null``, and guided steps batch both predictions). Each
+sampler drives one of diffusers' schedulers offline (``set_timesteps``, then
+``step(eps, t, z).prev_sample``) on the betas of the training schedule (``gauda.diffusion.schedule``),
+passed as ``trained_betas``:
 
 - ``ddpm``: ancestral sampling of Ho et al. (the paper's, 1000 steps), stochastic at every step;
 - ``ddim``: deterministic DDIM (eta = 0), timesteps spaced "leading" with offset 1 (981, 961, ..., 1 at
@@ -71,13 +73,23 @@ def make_scheduler(name: str, betas: torch.Tensor, steps: int) -> SchedulerMixin
 def guided_noise(
     denoiser: Denoiser, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None, guidance: float
 ) -> torch.Tensor:
-    """The noise prediction of one step with classifier-free guidance (Eq. 6)."""
+    """The noise prediction of one step with classifier-free guidance (Eq. 6).
+
+    A denoiser that takes a per-row ``null`` mask (``accepts_null``, as ``DiffusionUNet.as_denoiser``'s)
+    makes the conditional and the unconditional prediction in one call on a doubled batch.
+    """
     if condition is None or guidance == 1:
         return denoiser(z, t, condition)
-    eps_null = denoiser(z, t, None)
     if guidance == 0:
-        return eps_null
-    return classifier_free_guidance(eps_null, denoiser(z, t, condition), guidance)
+        return denoiser(z, t, None)
+    if getattr(denoiser, "accepts_null", False):
+        rows = z.shape[0]
+        null = torch.arange(2 * rows, device=z.device) >= rows  # (2B,): the second half unconditional
+        both = denoiser(torch.cat([z, z]), torch.cat([t, t]), torch.cat([condition, condition]), null=null)
+        eps_cond, eps_null = both[:rows], both[rows:]
+    else:
+        eps_null, eps_cond = denoiser(z, t, None), denoiser(z, t, condition)
+    return classifier_free_guidance(eps_null, eps_cond, guidance)
 
 
 @torch.no_grad()

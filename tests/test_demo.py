@@ -200,12 +200,52 @@ def test_the_report_opens_in_a_headless_browser_with_every_image_loaded(demo_run
     attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(0)))
     assert attributes.get("data-checked") == "yes", "the page's load check did not run"
     total = int(attributes["data-images-total"])
-    # data, 2 reconstructions, a grid per class, frame curves, GAUDA's choices, guidance sweep, 3 toy figures
+    # data, 2 reconstructions, a grid per class, class and frame curves, GAUDA's choices, guidance sweep,
+    # 3 toy figures
     classes = json.loads((demo_run / RESULTS_FILE).read_text())["data"]["classes"]
-    assert total == 9 + len(classes) and attributes["data-images-loaded"] == str(total)
+    assert total == 10 + len(classes) and attributes["data-images-loaded"] == str(total)
     assert json.loads(attributes["data-errors"].replace("&quot;", '"')) == []
     for heading in ("Data", "Autoencoders", "Generated pairs per class", "Segmentation", "Timings"):
         assert f"<h2>{heading}" in done.stdout
+
+
+def test_the_report_has_test_curves_per_class_the_requests_and_a_verdict(demo_run) -> None:
+    text = (demo_run / REPORT_FILE).read_text()
+    assert (demo_run / "report_figures" / "class_curves.png").is_file()
+    assert "test IoU of each class over training, rarest first" in text
+    assert "<h3>Verdict</h3>" in text and "On the test label mean, " in text
+    assert "classes asked for" in text and "generated pairs used in all" in text
+    with (demo_run / "segmentation_gauda" / "metrics.csv").open() as handle:
+        names = {line.split(",")[1] for line in handle}
+    assert "test/label_mean_iou" in names and "test/iou/Blood" in names
+
+
+def test_the_verdict_is_written_from_the_scores() -> None:
+    from gauda.pipeline.verdict import rare_classes, verdict
+
+    def scores(label_mean: float, **iou: float) -> dict:
+        return {"label_mean_iou": label_mean, "per_class": {name: {"iou": v} for name, v in iou.items()}}
+
+    segmentation = {
+        "default": scores(0.60, Liver=0.90, Blood=0.0, Hook=0.10),
+        "adaptive": scores(0.70, Liver=0.91, Blood=0.30, Hook=0.50),
+        "gauda": scores(0.72, Liver=0.89, Blood=0.40, Hook=float("nan")),
+    }
+    rare = rare_classes([{"name": "Liver", "frames": 90}, {"name": "Hook", "frames": 5},
+                         {"name": "Blood", "frames": 9}, {"name": "Gone", "frames": 0}], count=2)  # fmt: skip
+    assert rare == ["Hook", "Blood"]
+    text = verdict(segmentation, rare)
+    assert text[0] == (
+        "On the test label mean, GAUDA leads with 0.720 (+0.020 over Adaptive Sampling, +0.120 over default "
+        "training)."
+    )
+    assert (
+        text[1] == "Hook (rare): Adaptive Sampling is best (default training 0.100, Adaptive Sampling 0.500)."
+    )
+    assert "Blood (rare): GAUDA is best" in text[2]
+    assert text[3] == "The frequent classes are within 0.020 of each other across schemes (widest: Liver)."
+    assert "GAUDA against default training: +0.120 label mean, +0.400 on the rare classes." in text
+    assert "GAUDA against Adaptive Sampling: +0.020 label mean, +0.100 on the rare classes." in text
 
 
 def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:

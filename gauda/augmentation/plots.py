@@ -39,9 +39,9 @@ def plot_choices(choices: Sequence[dict[str, Any]], class_names: Sequence[str], 
         )
         for column, choice in enumerate(choices):
             rows = [list(class_names).index(name) for name in choice["classes"]]
-            axis.scatter([column] * len(rows), rows, s=30, c="cyan", edgecolors="black", linewidths=0.5)
+            axis.scatter([column] * len(rows), rows, s=90, c="cyan", edgecolors="black", linewidths=0.5)
             missed = [list(class_names).index(name) for name in choice.get("missed", [])]
-            axis.scatter([column] * len(missed), missed, s=40, c="red", marker="x", linewidths=1.2)
+            axis.scatter([column] * len(missed), missed, s=25, c="red", marker="x", linewidths=1.2)
         axis.set_xticks(range(len(steps)), [str(s) for s in steps], rotation=90 if len(steps) > 12 else 0)
         axis.set_yticks(range(len(class_names)), list(class_names) if index == 0 else [])
         axis.set_xlabel("validation step")

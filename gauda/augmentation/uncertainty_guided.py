@@ -215,9 +215,10 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         return mix_batch(batch, images, masks, names, len(self.trainer.class_names), generator, protected)
 
     def on_train_end(self, trainer: SegmentationTrainer) -> None:
+        last = self._previous_summary() if self.request is not None else None  # the last request's use
         self.close()
         if self.choices and trainer.ddp.is_main:
-            atomic_write_json(trainer.run_dir / CHOICES_FILE, {"choices": self.choices})
+            atomic_write_json(trainer.run_dir / CHOICES_FILE, {"choices": self.choices, "last_request": last})
             from gauda.augmentation.plots import plot_choices
 
             plot_choices(self.choices, trainer.class_names, trainer.run_dir / "gauda_choices.png")

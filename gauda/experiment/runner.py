@@ -23,7 +23,7 @@ from gauda.config import ConfigError, to_dict
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.evaluate import evaluate_run
-from gauda.segmentation.trainer import RESUMABLE_OPTIONS, config_changes
+from gauda.segmentation.trainer import RESUMABLE_OPTIONS, TrainingHook, config_changes
 from gauda.workers import Job, run_jobs
 
 logger = logging.getLogger(__name__)
@@ -90,13 +90,18 @@ def _check_reusable(run_dir: Path, config: GaudaConfig) -> None:
 
 
 def train_and_evaluate(
-    config: GaudaConfig, run_dir: Path, resume: bool = False, progress: bool = True
+    config: GaudaConfig,
+    run_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    extra_hooks: Sequence[TrainingHook] = (),
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) one segmenter into ``run_dir`` and score its best checkpoint
-    on the test split; returns ``evaluation_test.json`` (every frame's scores, the training summary)."""
+    on the test split; returns ``evaluation_test.json`` (every frame's scores, the training summary).
+    ``extra_hooks`` join the scheme's (e.g. ``SplitCurve`` for the test split's curves)."""
     evaluation_path = run_dir / EVALUATION_FILE
     start = time.perf_counter()
-    summary = train_segmenter(config, run_dir, resume=resume, progress=progress)
+    summary = train_segmenter(config, run_dir, resume=resume, progress=progress, extra_hooks=extra_hooks)
     evaluate_run(run_dir, config.data, config.segmentation, "test", "best", progress=progress)
     evaluation = json.loads(evaluation_path.read_text())
     evaluation["training"] = {

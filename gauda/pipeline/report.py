@@ -16,10 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gauda.augmentation.uncertainty_guided import CHOICES_FILE
 from gauda.config import to_yaml
 from gauda.experiment.report import plot_frame_curves
 from gauda.experiment.runner import EVALUATION_FILE, RunSpec
 from gauda.io import atomic_write_text
+from gauda.pipeline.figures import plot_class_curves, read_class_curves
+from gauda.pipeline.verdict import rare_classes, verdict
 
 REPORT_FILE = "report.html"
 
@@ -139,7 +142,9 @@ def _samples_section(samples: Mapping[str, Any], generator: Mapping[str, Any], o
     return head + table + f'<div class="grid">{grids}</div>'
 
 
-def _segmentation_section(segmentation: Mapping[str, Mapping[str, Any]], out: Path, title: str) -> str:
+def _segmentation_section(
+    segmentation: Mapping[str, Mapping[str, Any]], out: Path, title: str, classes: Any
+) -> str:
     schemes = list(segmentation)
     class_names = list(next(iter(segmentation.values()))["per_class"])
     rows = []
@@ -149,6 +154,7 @@ def _segmentation_section(segmentation: Mapping[str, Mapping[str, Any]], out: Pa
             segmentation[s]["per_class"][row]["iou"] if key is None else segmentation[s][key] for s in schemes
         ]
         best = max((v for v in values if v is not None), default=None)
+        best = best if best and values.count(best) < len(values) else None  # no bold for a tie (all 0)
         cells = [
             f'<span class="best">{_number(v)}</span>'
             if v is not None and v == best and len(schemes) > 1
@@ -174,17 +180,71 @@ def _segmentation_section(segmentation: Mapping[str, Mapping[str, Any]], out: Pa
             "class-wise uncertainty UE_c at each validation (dots: classes generated; crosses: classes "
             "labelled but hardly predicted, the most uncertain) beside the validation error 1 - IoU_c",
         )
+        + _requests_table(out / "segmentation_gauda" / CHOICES_FILE)
         if "gauda" in schemes
         else ""
     )
+    rare = rare_classes(classes)
+    sentences = "".join(f"<li>{html.escape(s)}</li>" for s in verdict(segmentation, rare))
     return (
-        "<p>Test IoU per class of the ensemble trained with each scheme (best of each row in bold).</p>"
+        f"<h3>Verdict</h3><ul>{sentences}</ul>"
+        "<p>Test IoU per class of the segmenter trained with each scheme (best of each row in bold).</p>"
         + _table(("class", *schemes), rows)
         + _table(
             ("scheme", "training seconds", "waited for synthetic pairs (s)", "best validation step"), training
         )
+        + _class_curves(schemes, class_names, rare, classes, out)
         + curves
         + uncertainty
+    )
+
+
+def _class_curves(
+    schemes: Sequence[str], class_names: Sequence[str], rare: Sequence[str], classes: Any, out: Path
+) -> str:
+    """Per-class test IoU at every validation of each scheme's run, the rare classes first."""
+    frames = {c["name"]: c["frames"] for c in classes}
+    order = sorted(class_names, key=lambda name: frames.get(name, 0))
+    curves = {s: read_class_curves(out / f"segmentation_{s}" / "metrics.csv", class_names) for s in schemes}
+    if not any(points for per_class in curves.values() for points in per_class.values()):
+        return '<p class="note">No per-class test curves: these runs were trained without them.</p>'
+    figure = plot_class_curves(curves, order, out / "report_figures" / "class_curves.png")
+    caption = (
+        f"test IoU of each class over training, rarest first ({', '.join(rare)} are the rare ones); the "
+        "checkpoint kept is chosen on the validation split"
+    )
+    return _image(figure, caption)
+
+
+def _requests_table(path: Path) -> str:
+    """Each of GAUDA's requests: the classes asked for, the pairs made and the pairs its members used."""
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text())
+    choices = record["choices"]
+    used = [c.get("previous_pairs_used") for c in choices[1:]]
+    dropped = [c.get("previous_pairs_without_class") for c in choices[1:]]
+    last = record.get("last_request") or {}
+    used.append(last.get("previous_pairs_used"))
+    dropped.append(last.get("previous_pairs_without_class"))
+    rows = [
+        (choice["step"], html.escape(", ".join(choice["classes"]) or "nothing"), choice["num_pairs"],
+         "–" if n is None else n, "–" if d is None else d)
+        for choice, n, d in zip(choices, used, dropped, strict=True)
+    ]  # fmt: skip
+    total = sum(n for n in used if n)
+    return (
+        _table(
+            (
+                "validation step",
+                "classes asked for",
+                "pairs generated",
+                "pairs used",
+                "dropped (class absent)",
+            ),
+            rows,
+        )
+        + f"<p>{total} generated pairs used in all, each member walking every request's pairs.</p>"
     )
 
 
@@ -265,7 +325,7 @@ def render_report(out: Path, results: Mapping[str, Any]) -> str:
         ("Generated pairs per class", _samples_section(results["samples"], results["generator"], out)),
         (
             "Segmentation: default, Adaptive Sampling, GAUDA",
-            _segmentation_section(results["segmentation"], out, title),
+            _segmentation_section(results["segmentation"], out, title, results["data"]["classes"]),
         ),
         ("The generator's evaluation", _generator_section(results["generator"], out)),
         ("The 2D simulation", _toy_section(results["toy"], out)),

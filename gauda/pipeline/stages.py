@@ -27,6 +27,7 @@ from gauda.experiment.runner import RunSpec, run_config, train_and_evaluate
 from gauda.generation.sample import GRID_FILE, sample_pairs
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
+from gauda.segmentation.curves import SplitCurve
 from gauda.toy.experiment import run_toy, summarize
 from gauda.toy.figures import save_figures
 
@@ -150,6 +151,7 @@ def segmentation_stage(scheme: str) -> StageFunction:
             context.folder,
             resume=_resume(context),
             progress=context.progress,
+            extra_hooks=[SplitCurve(config.data, "test")],  # the report's per-class curves
         )
         evaluation.pop("frames", None)  # kept in the run folder's evaluation_test.json
         return evaluation

@@ -147,7 +147,7 @@ class _TrainingLoss(torch.nn.Module):
         return self.segmenter.training_loss(images, masks, generator)
 
 
-def _metric_name(text: str) -> str:
+def metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
@@ -313,8 +313,8 @@ class SegmentationTrainer:
             "val/sample_median_iou": table.sample_median_iou,
         }
         for c, name in enumerate(self.class_names):
-            values[f"val/iou/{_metric_name(name)}"] = float(table.iou[c])
-            values[f"val/uncertainty/{_metric_name(name)}"] = float(results.uncertainty[c])
+            values[f"val/iou/{metric_name(name)}"] = float(table.iou[c])
+            values[f"val/uncertainty/{metric_name(name)}"] = float(results.uncertainty[c])
         log.log(self.step, values)
         logger.info("step %d: validation label-mean IoU %.4f", self.step, table.label_mean_iou)
         for hook in self.hooks:

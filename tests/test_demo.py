@@ -21,7 +21,7 @@ from gauda.pipeline.runner import RESULTS_FILE, STAGE_FILE
 
 STAGES = [
     "data", "autoencoder_mask", "autoencoder_image", "diffusion", "samples", "segmentation_default",
-    "segmentation_adaptive", "segmentation_gauda", "generator", "toy",
+    "segmentation_adaptive", "segmentation_gauda", "reconstruction", "generator", "toy",
 ]  # fmt: skip
 DEMO = [
     "demo.samples_per_class=2", "demo.generator_num_samples=9", "demo.guidance_sweep=[2.0, 1.0]",
@@ -69,6 +69,11 @@ def test_results_json_has_every_documented_key(demo_run) -> None:
     assert set(results["autoencoders"]) == {"image", "mask"}
     assert {"psnr", "ssim", "l1", "codebook_usage"} <= set(results["autoencoders"]["image"])
     assert {"per_class_iou", "mean_iou", "codebook_usage"} <= set(results["autoencoders"]["mask"])
+    kept = results["reconstruction"]
+    assert set(kept["image"]["per_class"]["Grasper"]) == {"iou_original", "iou_reconstructed", "ratio"}
+    assert (
+        kept["image"]["split"] == kept["mask"]["split"] == "test" and "Blood" in kept["mask"]["per_class_iou"]
+    )
     assert set(results["segmentation"]) == {"default", "adaptive", "gauda"}
     for evaluation in results["segmentation"].values():
         assert {"per_class", "label_mean_iou", "sample_mean_iou", "sample_median_iou", "training"} <= set(
@@ -200,10 +205,10 @@ def test_the_report_opens_in_a_headless_browser_with_every_image_loaded(demo_run
     attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(0)))
     assert attributes.get("data-checked") == "yes", "the page's load check did not run"
     total = int(attributes["data-images-total"])
-    # data, 2 reconstructions, a grid per class, class and frame curves, GAUDA's choices, guidance sweep,
-    # 3 toy figures
+    # data, 2 reconstructions, the segmenter on reconstructions, a grid per class, class and frame curves,
+    # GAUDA's choices, guidance sweep, 3 toy figures
     classes = json.loads((demo_run / RESULTS_FILE).read_text())["data"]["classes"]
-    assert total == 10 + len(classes) and attributes["data-images-loaded"] == str(total)
+    assert total == 11 + len(classes) and attributes["data-images-loaded"] == str(total)
     assert json.loads(attributes["data-errors"].replace("&quot;", '"')) == []
     for heading in ("Data", "Autoencoders", "Generated pairs per class", "Segmentation", "Timings"):
         assert f"<h2>{heading}" in done.stdout

@@ -130,6 +130,14 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
         ),
         *segmenters,
         Stage(
+            "reconstruction",
+            "what the autoencoders keep",
+            stages.reconstruction_stage,
+            ("data",),
+            ("autoencoder_image", "autoencoder_mask", segmenters[0].name),
+            seconds_per_work=10,
+        ),
+        Stage(
             "generator",
             "generator evaluation",
             stages.generator_stage,
@@ -414,6 +422,7 @@ def collect_results(results: dict[str, Any], config: GaudaConfig) -> dict[str, A
     return {
         "data": results["data"],
         "autoencoders": {"image": results["autoencoder_image"], "mask": results["autoencoder_mask"]},
+        "reconstruction": results["reconstruction"],
         "diffusion": results["diffusion"],
         "samples": results["samples"],
         "segmentation": {scheme: results[f"segmentation_{scheme}"] for scheme in config.demo.schemes},

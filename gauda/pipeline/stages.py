@@ -23,6 +23,7 @@ from gauda.data.splits import save_split
 from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.trainer import train_diffusion
 from gauda.evaluation.generator_eval import evaluate_generator
+from gauda.evaluation.reconstruction import evaluate_autoencoder_run
 from gauda.experiment.runner import RunSpec, run_config, train_and_evaluate
 from gauda.generation.sample import GRID_FILE, sample_pairs
 from gauda.io import atomic_write_json
@@ -158,6 +159,27 @@ def segmentation_stage(scheme: str) -> StageFunction:
 
     run.__doc__ = f"Train the segmenter with the {scheme} scheme and score it on the test split."
     return run
+
+
+def reconstruction_stage(context: StageContext) -> dict[str, Any]:
+    """What the autoencoders keep on the test split (``gauda evaluate autoencoder``): the real-trained
+    default segmenter on image reconstructions against the originals, and the mask reconstructions'
+    per-class IoU, each with the frames that hold every class."""
+    config, folder = context.config, context.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    segmenter = context.inputs[f"segmentation_{config.demo.schemes[0]}"]
+    return {
+        modality: evaluate_autoencoder_run(
+            context.inputs[f"autoencoder_{modality}"],
+            config.data,
+            segmenter_run=segmenter if modality == "image" else None,
+            split="test",
+            out=folder / f"{modality}.json",
+            device=config.segmentation.device,
+            progress=context.progress,
+        )
+        for modality in ("image", "mask")
+    }
 
 
 def generator_stage(context: StageContext) -> dict[str, Any]:

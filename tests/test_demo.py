@@ -15,6 +15,7 @@ import pytest
 from test_cli_data import run_cli
 from tiny_runs import tiny_overrides
 
+from gauda.config import ConfigError
 from gauda.pipeline import stages
 from gauda.pipeline.report import REPORT_FILE
 from gauda.pipeline.runner import RESULTS_FILE, STAGE_FILE
@@ -273,6 +274,14 @@ def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
     assert (half.data, half.toy, half.scheme) == (config.data, config.toy, config.scheme)
     tiny = scale_training(config, 0.001)
     assert tiny.segmentation.steps == 1 and tiny.segmentation.val_every == 1
+    per_kind = resolve_config("tiny", overrides=["demo.training_scale=0.5", "demo.segmentation_scale=1",
+                                                 "demo.diffusion_scale=0.25"])  # fmt: skip
+    scaled = scale_training(per_kind)
+    assert scaled.segmentation == per_kind.segmentation  # its own scale, 1: untouched
+    assert scaled.diffusion.steps == round(per_kind.diffusion.steps / 4)
+    assert scaled.image_autoencoder.steps == per_kind.image_autoencoder.steps // 2  # training_scale
+    with pytest.raises(ConfigError, match=r"demo\.diffusion_scale: expected a number in \(0, 1\], got 0"):
+        resolve_config("tiny", overrides=["demo.diffusion_scale=0"])
 
 
 def test_the_time_estimate_follows_the_measured_speed_of_long_stages() -> None:

@@ -31,15 +31,19 @@ def _scaled(value: int, scale: float) -> int:
 
 def scale_training(config: GaudaConfig, scale: float | None = None) -> GaudaConfig:
     """``config`` with the training steps of the autoencoders, the diffusion model and the segmenters
-    (and their step-counted cadences) times ``scale`` (default ``config.demo.training_scale``)."""
-    scale = config.demo.training_scale if scale is None else scale
-    if scale == 1:
+    (and their step-counted cadences) times ``scale``, or by default each slice's ``demo`` scale
+    (``demo.training_scale``, or ``demo.autoencoder_scale``, ``diffusion_scale``, ``segmentation_scale``)."""
+    scales = {name: config.demo.scale_of(name) if scale is None else scale for name in _STEP_FIELDS}
+    if all(value == 1 for value in scales.values()):
         return config
     changes = {}
     for name, fields in _STEP_FIELDS.items():
+        factor = scales[name]
+        if factor == 1:
+            continue
         stage = getattr(config, name)
-        values = {field: _scaled(getattr(stage, field), scale) for field in fields}
+        values = {field: _scaled(getattr(stage, field), factor) for field in fields}
         values[fields[1]] = min(values[fields[1]], values["steps"])  # a checkpoint or validation by the end
         changes[name] = dataclasses.replace(stage, **values)
-        logger.info("demo.training_scale %g: %s.steps %d -> %d", scale, name, stage.steps, values["steps"])
+        logger.info("demo scale %g: %s.steps %d -> %d", factor, name, stage.steps, values["steps"])
     return dataclasses.replace(config, **changes)

@@ -26,6 +26,10 @@ class DemoConfig:
     # Training steps of the autoencoders, the diffusion model and the segmenters, as a fraction of their
     # slices' steps (``gauda.pipeline.budget``): the demo's time budget, models unchanged.
     training_scale: float = 1.0
+    # The same for one kind of stage (null: training_scale): the time goes where the story is
+    autoencoder_scale: float | None = None  # both VQ-GANs
+    diffusion_scale: float | None = None
+    segmentation_scale: float | None = None  # every scheme's segmenter and the Synthetic-Only one
     # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
     # (``gauda.workers``); 1 runs them one after another in this process.
     jobs: int = 1
@@ -48,7 +52,16 @@ class DemoConfig:
               list(self.guidance_sweep))  # fmt: skip
         check(self.toy_seeds >= 1, "toy_seeds", "an integer >= 1", self.toy_seeds)
         check(self.jobs >= 1, "jobs", "an integer >= 1", self.jobs)
-        check(0 < self.training_scale <= 1, "training_scale", "a number in (0, 1]", self.training_scale)
+        for name in ("training_scale", "autoencoder_scale", "diffusion_scale", "segmentation_scale"):
+            value = getattr(self, name)
+            if value is not None or name == "training_scale":
+                check(value is not None and 0 < value <= 1, name, "a number in (0, 1]", value)
+
+    def scale_of(self, slice_name: str) -> float:
+        """The training scale of a training slice (``image_autoencoder``, ``diffusion``, ...)."""
+        kind = "autoencoder" if slice_name.endswith("autoencoder") else slice_name
+        specific = getattr(self, f"{kind}_scale", None)
+        return self.training_scale if specific is None else specific
 
 
 # The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.

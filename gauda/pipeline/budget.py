@@ -32,7 +32,7 @@ def _scaled(value: int, scale: float) -> int:
 def scale_training(config: GaudaConfig, scale: float | None = None) -> GaudaConfig:
     """``config`` with the training steps of the autoencoders, the diffusion model and the segmenters
     (and their step-counted cadences) times ``scale``, or by default each slice's ``demo`` scale
-    (``demo.training_scale``, or ``demo.autoencoder_scale``, ``diffusion_scale``, ``segmentation_scale``)."""
+    (``demo.training_scale``, or ``demo.<slice>_scale``: ``mask_autoencoder_scale``, ...)."""
     scales = {name: config.demo.scale_of(name) if scale is None else scale for name in _STEP_FIELDS}
     if all(value == 1 for value in scales.values()):
         return config

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from gauda.config import check
 
 SCHEME_NAMES: tuple[str, ...] = ("default", "adaptive", "gauda")
+SCALED_SLICES: tuple[str, ...] = ("mask_autoencoder", "image_autoencoder", "diffusion", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ class DemoConfig:
     # Training steps of the autoencoders, the diffusion model and the segmenters, as a fraction of their
     # slices' steps (``gauda.pipeline.budget``): the demo's time budget, models unchanged.
     training_scale: float = 1.0
-    # The same for one kind of stage (null: training_scale): the time goes where the story is
-    autoencoder_scale: float | None = None  # both VQ-GANs
+    # The same for one training slice (null: training_scale), so that the time goes where the story is
+    mask_autoencoder_scale: float | None = None
+    image_autoencoder_scale: float | None = None
     diffusion_scale: float | None = None
     segmentation_scale: float | None = None  # every scheme's segmenter and the Synthetic-Only one
     # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
@@ -52,15 +54,14 @@ class DemoConfig:
               list(self.guidance_sweep))  # fmt: skip
         check(self.toy_seeds >= 1, "toy_seeds", "an integer >= 1", self.toy_seeds)
         check(self.jobs >= 1, "jobs", "an integer >= 1", self.jobs)
-        for name in ("training_scale", "autoencoder_scale", "diffusion_scale", "segmentation_scale"):
+        for name in ("training_scale", *(f"{stage}_scale" for stage in SCALED_SLICES)):
             value = getattr(self, name)
             if value is not None or name == "training_scale":
                 check(value is not None and 0 < value <= 1, name, "a number in (0, 1]", value)
 
     def scale_of(self, slice_name: str) -> float:
-        """The training scale of a training slice (``image_autoencoder``, ``diffusion``, ...)."""
-        kind = "autoencoder" if slice_name.endswith("autoencoder") else slice_name
-        specific = getattr(self, f"{kind}_scale", None)
+        """The training scale of a training slice (one of ``SCALED_SLICES``)."""
+        specific = getattr(self, f"{slice_name}_scale")
         return self.training_scale if specific is None else specific
 
 

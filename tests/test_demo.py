@@ -275,7 +275,8 @@ def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
     tiny = scale_training(config, 0.001)
     assert tiny.segmentation.steps == 1 and tiny.segmentation.val_every == 1
     per_kind = resolve_config("tiny", overrides=["demo.training_scale=0.5", "demo.segmentation_scale=1",
-                                                 "demo.diffusion_scale=0.25"])  # fmt: skip
+                                                 "demo.diffusion_scale=0.25",
+                                                 "demo.image_autoencoder_scale=null"])  # fmt: skip
     scaled = scale_training(per_kind)
     assert scaled.segmentation == per_kind.segmentation  # its own scale, 1: untouched
     assert scaled.diffusion.steps == round(per_kind.diffusion.steps / 4)

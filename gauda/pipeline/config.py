@@ -67,16 +67,17 @@ class DemoConfig:
 
 # The paper's evaluation sizes: 1000 generated pairs per guidance scale and the sweep of its Fig. 5.
 _PAPER = DemoConfig(generator_num_samples=1000, guidance_sweep=(2.0, 1.0, 1.5, 3.0, 4.0, 6.0))
-# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, 27 % of
-# the tiny preset's training steps, and two stages at a time with one thread each, so that the whole demo
-# takes about 15 minutes instead of about 50 (BENCHMARKS.md; --set demo.training_scale=1 trains every
-# stage as `gauda train ... --preset tiny` does).
+# A 2-core CPU: a few pairs per class, 90 pairs per guidance scale (10 per class), three scales, and two
+# stages at a time with one thread each; the segmenters and the mask autoencoder train the whole tiny
+# preset (the comparison and the rarest class need it), the image autoencoder and the diffusion model,
+# the longest chain, three quarters of it: the pipeline fits 15 minutes (BENCHMARKS.md).
 _TINY = replace(
     _PAPER,
     samples_per_class=8,
     generator_num_samples=90,
     guidance_sweep=(4.0, 1.0, 2.0),
-    training_scale=0.27,
+    image_autoencoder_scale=0.75,
+    diffusion_scale=0.75,
     jobs=2,
 )
 

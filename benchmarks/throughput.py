@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from gpu_suite import diffusion_step, latent_shape, segmenter_step, synchronize  # beside this script
 
 from gauda.autoencoders.vqgan import VQGAN
 from gauda.device import autocast
@@ -32,12 +32,6 @@ from gauda.diffusion.latents import decode_pairs
 from gauda.diffusion.schedule import config_betas
 from gauda.generation.generator import Sampling, sample_latents
 from gauda.presets import GaudaConfig, resolve_config
-from gauda.segmentation.bayesian import build_segmenter
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(step: Callable[[], None], device: torch.device) -> float:
@@ -61,61 +55,21 @@ def side_by_side(
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def segmenter_steps(config: GaudaConfig, num_classes: int, device: torch.device) -> tuple[dict, int]:
-    size, sc = config.data.image_size or 128, config.segmentation
-    model = build_segmenter(sc, in_channels=3, num_classes=num_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    members = model.num_members
-    images = torch.rand(members, sc.batch_size, 3, size, size, device=device)
-    masks = torch.randint(0, num_classes, (members, sc.batch_size, size, size), device=device)
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def step(precision: str) -> Callable[[], None]:
-        def run() -> None:
-            with autocast(device, precision):
-                loss, _ = model.training_loss(images, masks, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.float().backward()
-            optimizer.step()
-
-        return run
-
-    return {"fp32": step("fp32"), "bf16": step("bf16")}, members * sc.batch_size
+def both_precisions(build: Callable[[str], tuple[Callable[[], float], int]]) -> tuple[dict, int]:
+    """fp32 and bf16 training steps from one of the GPU suite's step builders (a model of each)."""
+    steps, count = {}, 0
+    for precision in ("fp32", "bf16"):
+        steps[precision], count = build(precision)
+    return steps, count
 
 
 def latent_layout(
     config: GaudaConfig, num_classes: int, device: torch.device
 ) -> tuple[VQGAN, VQGAN, int, int]:
-    size = config.data.image_size or 128
     image_ae = VQGAN(3, 3, config.image_autoencoder).to(device).eval()
     mask_ae = VQGAN(num_classes, num_classes, config.mask_autoencoder).to(device).eval()
-    with torch.no_grad():
-        latent = image_ae.encoder(torch.zeros(1, 3, size, size, device=device))
-    channels = config.image_autoencoder.latent_channels + config.mask_autoencoder.latent_channels
-    return image_ae, mask_ae, channels, latent.shape[-1]
-
-
-def diffusion_steps(config: GaudaConfig, num_classes: int, channels: int, latent: int, device: torch.device):
-    dc = config.diffusion
-    model = DiffusionUNet(channels, num_classes, latent, dc).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=dc.learning_rate)
-    z = torch.randn(dc.batch_size, channels, latent, latent, device=device)
-    t = torch.randint(0, dc.num_train_timesteps, (dc.batch_size,), device=device)
-    condition = (torch.rand(dc.batch_size, num_classes, device=device) < 0.3).float()
-    null = torch.zeros(dc.batch_size, dtype=torch.bool, device=device)
-
-    def step(precision: str) -> Callable[[], None]:
-        def run() -> None:
-            with autocast(device, precision):
-                prediction = model(z, t, condition, null)
-            loss = F.mse_loss(prediction.float(), z)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        return run
-
-    return model, {"fp32": step("fp32"), "bf16": step("bf16")}, dc.batch_size
+    channels, side = latent_shape(config)
+    return image_ae, mask_ae, channels, side
 
 
 def sampling_steps(model, image_ae, mask_ae, config, args, num_classes, device) -> dict:
@@ -161,16 +115,19 @@ def main() -> None:
     config = resolve_config(args.preset)
     results: dict[str, dict[str, float]] = {}
     if "segmenter" not in args.skip:
-        steps, frames = segmenter_steps(config, args.classes, device)
+        build = lambda p: segmenter_step(config, config.segmentation.model, args.classes, device, p)  # noqa: E731
+        steps, frames = both_precisions(build)
         seconds = side_by_side(steps, device, args.repeats)
         results["segmenter training, frames/s"] = {k: frames / v for k, v in seconds.items()}
         del steps
     image_ae, mask_ae, channels, latent = latent_layout(config, args.classes, device)
-    model, steps, pairs = diffusion_steps(config, args.classes, channels, latent, device)
     if "diffusion" not in args.skip:
+        steps, pairs = both_precisions(lambda p: diffusion_step(config, args.classes, device, p))
         seconds = side_by_side(steps, device, args.repeats)
         results["diffusion training, pairs/s"] = {k: pairs / v for k, v in seconds.items()}
+        del steps
     if "sampling" not in args.skip:
+        model = DiffusionUNet(channels, args.classes, latent, config.diffusion).to(device)
         steps = sampling_steps(model, image_ae, mask_ae, config, args, args.classes, device)
         seconds = side_by_side(steps, device, max(1, args.repeats // 3))
         name = f"sampling ({args.sampler}, {args.sampling_steps} steps, batch {args.sample_batch}), pairs/s"

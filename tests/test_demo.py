@@ -72,9 +72,13 @@ def test_results_json_has_every_documented_key(demo_run) -> None:
     assert {"per_class_iou", "mean_iou", "codebook_usage"} <= set(results["autoencoders"]["mask"])
     kept = results["reconstruction"]
     assert set(kept["image"]["per_class"]["Grasper"]) == {"iou_original", "iou_reconstructed", "ratio"}
+    # newly rendered videos (the next synthetic seed's training split), never the frames trained on
     assert (
-        kept["image"]["split"] == kept["mask"]["split"] == "test" and "Blood" in kept["mask"]["per_class_iou"]
+        kept["image"]["split"] == kept["mask"]["split"] == "train"
+        and "Blood" in kept["mask"]["per_class_iou"]
     )
+    seed = results["config"]["data"]["synthetic"]["seed"]
+    assert kept["image"]["data"]["synthetic_seed"] == kept["mask"]["data"]["synthetic_seed"] == seed + 1
     assert set(results["segmentation"]) == {"default", "adaptive", "gauda"}
     for evaluation in results["segmentation"].values():
         assert {"per_class", "label_mean_iou", "sample_mean_iou", "sample_median_iou", "training"} <= set(

@@ -131,16 +131,16 @@ def _reconstruction_section(reconstruction: Mapping[str, Any] | None) -> str:
     means = (
         f"label mean of the segmenter: {_number(image.get('label_mean_iou_original'))} on the originals, "
         f"{_number(image.get('label_mean_iou_reconstructed'))} on the reconstructions; mask reconstruction "
-        f"mean IoU {_number(mask.get('mean_iou'))}; {image.get('num_frames')} test frames."
+        f"mean IoU {_number(mask.get('mean_iou'))}; {image.get('num_frames')} frames of {_frames_of(image)}."
     )
     figure = Path(image["figure"]) if image.get("figure") else None
     return (
-        "<p>The default segmenter (trained on real frames) on each test frame and on its image "
+        "<p>The default segmenter (trained on real frames) on each frame and on its image "
         "reconstruction: what it can still see is what generated pairs can teach.</p>"
         + _table(
             (
                 "class",
-                "test frames",
+                "frames",
                 "segmenter IoU, originals",
                 "on reconstructions",
                 "ratio",
@@ -155,6 +155,15 @@ def _reconstruction_section(reconstruction: Mapping[str, Any] | None) -> str:
             else ""
         )
     )
+
+
+def _frames_of(evaluation: Mapping[str, Any]) -> str:
+    data = evaluation.get("data", {})
+    if evaluation.get("split") == "train" and data.get("dataset") == "synthetic":
+        return (
+            f"newly rendered videos (data.synthetic.seed {data.get('synthetic_seed')}) that no model has seen"
+        )
+    return f"the {evaluation.get('split')} split"
 
 
 def _samples_section(samples: Mapping[str, Any], generator: Mapping[str, Any], out: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,18 +162,23 @@ def segmentation_stage(scheme: str) -> StageFunction:
 
 
 def reconstruction_stage(context: StageContext) -> dict[str, Any]:
-    """What the autoencoders keep on the test split (``gauda evaluate autoencoder``): the real-trained
-    default segmenter on image reconstructions against the originals, and the mask reconstructions'
-    per-class IoU, each with the frames that hold every class."""
+    """What the autoencoders keep (``gauda evaluate autoencoder``): the real-trained default segmenter on
+    image reconstructions against the originals, and the mask reconstructions' per-class IoU, each with
+    the frames that hold every class; on the synthetic dataset on the 640 frames of newly rendered videos
+    (the training split of the next ``data.synthetic.seed``), so that the rarest class counts, otherwise
+    on the test split."""
     config, folder = context.config, context.folder
     folder.mkdir(parents=True, exist_ok=True)
     segmenter = context.inputs[f"segmentation_{config.demo.schemes[0]}"]
+    data, split = config.data, "test"
+    if data.dataset == "synthetic":
+        data, split = replace(data, synthetic=replace(data.synthetic, seed=data.synthetic.seed + 1)), "train"
     return {
         modality: evaluate_autoencoder_run(
             context.inputs[f"autoencoder_{modality}"],
-            config.data,
+            data,
             segmenter_run=segmenter if modality == "image" else None,
-            split="test",
+            split=split,
             out=folder / f"{modality}.json",
             device=config.segmentation.device,
             progress=context.progress,

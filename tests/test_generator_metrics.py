@@ -19,7 +19,6 @@ from gauda.evaluation.features import (
     image_batches,
     segmenter_encoder_features,
 )
-from gauda.evaluation.generative_metrics import fid, frechet_distance, kid, unbiased_mmd2
 from gauda.evaluation.generator_eval import (
     GeneratedPairs,
     conditioned_hit_rates,
@@ -29,6 +28,7 @@ from gauda.evaluation.generator_eval import (
     round_robin_conditions,
 )
 from gauda.evaluation.inception import WEIGHTS_ENV, WEIGHTS_URL, FIDInceptionV3, load_fid_inception
+from gauda.metrics.generative import fid, frechet_distance, kid, unbiased_mmd2
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.config import SegmentationConfig
 from gauda.segmentation.evaluate import evaluate_split

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from gauda.evaluation.segmentation_metrics import frame_counts, frame_mean, iou_from_counts
+from gauda.metrics.segmentation import frame_counts, frame_mean, iou_from_counts
 from gauda.segmentation.bayesian import BayesianSegmenter, predict
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from gauda.data.errors import DataError
+from gauda.metrics.segmentation import IGNORE_INDEX  # the metrics leave these pixels out
 
-IGNORE_INDEX = 255
 _UNKNOWN = -1
 
 # CaDIS (CaDISv2) label ids 0..35 as stored in its Labels/*.png.

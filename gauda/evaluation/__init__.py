@@ -1,7 +1,7 @@
 """Evaluation: per-class IoU / Dice / AP and the paper's result tables (label mean, sample mean / median)."""
 
 from gauda.evaluation.masks import evaluate_mask_folders, read_class_names
-from gauda.evaluation.segmentation_metrics import (
+from gauda.metrics.segmentation import (
     FrameCounts,
     SegmentationScores,
     SegmentationTable,

@@ -32,10 +32,10 @@ from gauda.data.dataset import DataSplits, Sample, classes_present, load_splits
 from gauda.data.splits import SPLITS
 from gauda.device import resolve_device
 from gauda.evaluation.features import choose_extractor, extract_features, image_batches
-from gauda.evaluation.generative_metrics import KID_SUBSETS, fid, kid
 from gauda.generation.generator import PairGenerator, Sampling
 from gauda.generation.sample import class_hit_rates
 from gauda.io import atomic_path, atomic_write_json
+from gauda.metrics.generative import KID_SUBSETS, fid, kid
 from gauda.presets import GaudaConfig, resolve_config
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.evaluate import SplitEvaluation, evaluate_split, load_segmenter

@@ -17,7 +17,7 @@ import torch
 from gauda.data.classes import IGNORE_INDEX, index_label_map
 from gauda.data.errors import DataError
 from gauda.data.files import read_label
-from gauda.evaluation.segmentation_metrics import SegmentationScores, SegmentationTable
+from gauda.metrics.segmentation import SegmentationScores, SegmentationTable
 
 logger = logging.getLogger(__name__)
 

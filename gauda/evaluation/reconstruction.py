@@ -28,8 +28,8 @@ from gauda.data.dataset import DataSplits, load_splits
 from gauda.data.figures import colour_mask, save_image_rows
 from gauda.data.splits import SPLITS
 from gauda.device import resolve_device
-from gauda.evaluation.segmentation_metrics import SegmentationScores, SegmentationTable
 from gauda.io import atomic_write_json
+from gauda.metrics.segmentation import SegmentationScores, SegmentationTable
 from gauda.segmentation.bayesian import BayesianSegmenter, predict
 from gauda.segmentation.config import SegmentationConfig
 from gauda.segmentation.evaluate import checkpoint_path, load_segmenter

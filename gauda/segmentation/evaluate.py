@@ -19,8 +19,8 @@ from gauda.data.config import DataConfig
 from gauda.data.dataset import load_splits
 from gauda.data.splits import SPLITS
 from gauda.device import resolve_device
-from gauda.evaluation.segmentation_metrics import SegmentationScores, SegmentationTable
 from gauda.io import atomic_write_json
+from gauda.metrics.segmentation import SegmentationScores, SegmentationTable
 from gauda.segmentation.bayesian import BayesianSegmenter, build_segmenter, predict
 from gauda.segmentation.config import SegmentationConfig
 from gauda.uncertainty.estimates import ClasswiseEstimates, UncertaintySums, classwise_estimate

@@ -48,8 +48,8 @@ from gauda.checkpoint import (
 from gauda.config import ConfigError
 from gauda.device import autocast, resolve_device
 from gauda.distributed import setup_distributed
-from gauda.evaluation.segmentation_metrics import SegmentationTable
 from gauda.io import atomic_write_text
+from gauda.metrics.segmentation import SegmentationTable
 from gauda.runlog import MetricsLog
 from gauda.segmentation.bayesian import BayesianSegmenter
 from gauda.segmentation.config import SegmentationConfig

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from gauda.data.classes import IGNORE_INDEX
+IGNORE_INDEX = 255  # the ignore label of every mask (gauda.data.classes re-exports it)
 
 
 class FrameCounts(NamedTuple):

@@ -77,7 +77,7 @@ SMOKE = [
     "diffusion.warmup_steps=1", "diffusion.encode_batch_size=4", "diffusion.sampling_steps=2",
     "segmentation.channels=[4, 8]", "segmentation.ensemble_size=2", "segmentation.latent_levels=1",
     "segmentation.batch_size=2", "segmentation.eval_batch_size=4", "segmentation.val_num_samples=2",
-    "segmentation.test_num_samples=2",
+    "segmentation.test_num_samples=2", "scheme.replace_fraction=0.5",
 ]  # fmt: skip
 
 

@@ -53,9 +53,9 @@ class Stage:
     ``slices`` are the configuration it reads (a slice, ``diffusion``, or one field, ``demo.toy_seeds``),
     ``inputs`` the stages whose folders it reads,
     ``work`` its amount of work (training steps, pairs, ...) under a configuration and
-    ``seconds_per_work`` what one unit took on the 2-core development CPU with the tiny preset (only for
-    the estimate of the remaining time, which corrects it by the speed of the stages run so far; measured
-    with ``gauda demo --set demo.training_scale=1``, BENCHMARKS.md).
+    ``seconds_per_work`` what one unit took on the 2-core development CPU with the tiny preset, one torch
+    thread per stage (only for the estimate of the remaining time, which corrects it by the speed of the
+    stages run so far; measured by the fresh-clone ``make demo`` of BENCHMARKS.md).
     """
 
     name: str
@@ -88,19 +88,19 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("data", "segmentation", "scheme") if scheme != "default" else ("data", "segmentation"),
             ("diffusion",) if scheme == "gauda" else (),
             segmentation_work,
-            0.8,
+            0.45,
         )
         for scheme in demo.schemes
     ]
     return [
-        Stage("data", "data", stages.data_stage, ("data",), seconds_per_work=20),
+        Stage("data", "data", stages.data_stage, ("data",), seconds_per_work=3),
         Stage(
             "autoencoder_mask",
             "mask VQ-GAN (Eq. 4)",
             stages.autoencoder_stage("mask"),
             ("data", "mask_autoencoder"),
             work=lambda c: float(c.mask_autoencoder.steps),
-            seconds_per_work=0.36,
+            seconds_per_work=0.13,
         ),
         Stage(
             "autoencoder_image",
@@ -108,7 +108,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.autoencoder_stage("image"),
             ("data", "image_autoencoder"),
             work=lambda c: float(c.image_autoencoder.steps),
-            seconds_per_work=0.36,
+            seconds_per_work=0.13,
         ),
         Stage(
             "diffusion",
@@ -117,7 +117,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("data", "diffusion"),
             ("autoencoder_image", "autoencoder_mask"),
             work=lambda c: float(c.diffusion.steps),
-            seconds_per_work=0.44,
+            seconds_per_work=0.15,
         ),
         Stage(
             "samples",
@@ -126,7 +126,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("diffusion", "demo.samples_per_class", "demo.sample_batch_size"),
             ("diffusion",),
             work=lambda c: num_classes * c.demo.samples_per_class * _sampling_work(c),
-            seconds_per_work=0.012,
+            seconds_per_work=0.003,
         ),
         *segmenters,
         Stage(
@@ -135,7 +135,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.reconstruction_stage,
             ("data",),
             ("autoencoder_image", "autoencoder_mask", segmenters[0].name),
-            seconds_per_work=10,
+            seconds_per_work=36,
         ),
         Stage(
             "generator",
@@ -147,7 +147,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
                 c.demo.generator_num_samples * len(c.demo.guidance_sweep) * _sampling_work(c) / 100
                 + (c.segmentation.steps if c.demo.synthetic_only else 0)
             ),
-            seconds_per_work=0.62,
+            seconds_per_work=0.38,
         ),
         Stage(
             "toy",
@@ -155,7 +155,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.toy_stage,
             ("toy", "demo.toy_seeds"),
             work=lambda c: float(c.demo.toy_seeds * c.toy.steps),
-            seconds_per_work=0.0065,
+            seconds_per_work=0.0021,
         ),
     ]
 

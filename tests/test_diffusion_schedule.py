@@ -179,3 +179,14 @@ def test_a_guided_step_of_the_network_batches_both_predictions_and_equals_two_ca
         separate = guided_noise(lambda z, t, c: denoiser(z, t, c), z, t, condition, 3.0)
     assert calls == [4, 2, 2]
     assert torch.allclose(batched, separate, atol=1e-5)
+
+
+def test_every_sampler_name_has_one_function_and_default_steps() -> None:
+    from typing import get_args
+
+    from gauda.diffusion.config import SAMPLER_NAMES, SamplerName
+    from gauda.generation.generator import DEFAULT_STEPS
+    from gauda.generation.samplers import SAMPLERS, sampler_function
+
+    assert SAMPLER_NAMES == get_args(SamplerName) == tuple(SAMPLERS) == tuple(DEFAULT_STEPS)
+    assert all(sampler_function(name) is SAMPLERS[name][0] for name in SAMPLER_NAMES)

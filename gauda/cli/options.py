@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from gauda.config import ConfigError, to_yaml
+from gauda.diffusion.config import SAMPLER_NAMES
 from gauda.presets import GaudaConfig, resolve_config
 
 Preset = Annotated[
@@ -53,7 +54,7 @@ def print_dry_run(config: GaudaConfig) -> None:
 
 
 Sampler = Annotated[
-    str | None, typer.Option("--sampler", help="ddpm, ddim, dpmpp or dpmpp_sde (default: the run's).")
+    str | None, typer.Option("--sampler", help=f"{', '.join(SAMPLER_NAMES)} (default: the run's).")
 ]
 SamplingSteps = Annotated[
     int | None, typer.Option("--steps", help="Denoising steps (default: the run's).", min=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -9,7 +10,7 @@ from gauda.config import check
 from gauda.device import PRECISIONS
 
 SamplerName = Literal["ddpm", "ddim", "dpmpp", "dpmpp_sde"]
-SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpmpp", "dpmpp_sde")
+SAMPLER_NAMES: tuple[str, ...] = typing.get_args(SamplerName)  # the one list of sampler names
 BetaSchedule = Literal["linear", "scaled_linear", "cosine"]
 Prediction = Literal["epsilon", "v"]
 

@@ -22,9 +22,9 @@ from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import decode_pairs
 from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.schedule import config_betas
-from gauda.generation.samplers import sampler_function
+from gauda.generation.samplers import SAMPLERS, sampler_function
 
-DEFAULT_STEPS: dict[str, int] = {"ddpm": 1000, "ddim": 50, "dpmpp": 20, "dpmpp_sde": 20}
+DEFAULT_STEPS: dict[str, int] = {name: steps for name, (_, steps) in SAMPLERS.items()}
 
 
 @dataclass(frozen=True)

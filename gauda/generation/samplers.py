@@ -184,14 +184,17 @@ def dpmpp_sde_sample(
     )
 
 
+# Every sampler by its name (``SAMPLER_NAMES``): its function and its default number of steps.
+SAMPLERS: dict[str, tuple[Callable[..., torch.Tensor], int]] = {
+    "ddpm": (ddpm_sample, 1000),
+    "ddim": (ddim_sample, 50),
+    "dpmpp": (dpmpp_sample, 20),
+    "dpmpp_sde": (dpmpp_sde_sample, 20),
+}
+
+
 def sampler_function(name: str) -> Callable[..., torch.Tensor]:
-    """The sampler function called ``name`` (``ddpm``, ``ddim``, ``dpmpp`` or ``dpmpp_sde``)."""
-    functions = {
-        "ddpm": ddpm_sample,
-        "ddim": ddim_sample,
-        "dpmpp": dpmpp_sample,
-        "dpmpp_sde": dpmpp_sde_sample,
-    }
-    if name not in functions:
-        raise ValueError(f"sampler {name!r}: expected one of {', '.join(functions)}")
-    return functions[name]
+    """The sampler function called ``name`` (one of ``SAMPLER_NAMES``)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler {name!r}: expected one of {', '.join(SAMPLER_NAMES)}")
+    return SAMPLERS[name][0]

@@ -63,7 +63,10 @@ def kill_and_resume(args: list[str], resume: list[str], tmp_path: Path, steps: i
     """An uninterrupted run and one killed at a random step then resumed; returns their folders."""
     full, killed = tmp_path / "full", tmp_path / "killed"
     run_gauda([*args, "--out", str(full)])
-    target = random.Random(os.urandom(8)).randint(1, steps // 2)
+    # a new kill step each run, and the seed to repeat it (pytest shows this line when the test fails)
+    seed = int(os.environ.get("GAUDA_FAULT_SEED") or random.SystemRandom().randrange(2**32))
+    target = random.Random(seed).randint(1, steps // 2)
+    print(f"killed at checkpoint step >= {target}; GAUDA_FAULT_SEED={seed} repeats this kill step")
     left = kill_after([*args, "--out", str(killed)], killed / "last.safetensors", target)
     assert left < steps, "the run ended before the kill; make it longer"
     run_gauda([*resume, "--out", str(killed)])

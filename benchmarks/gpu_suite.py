@@ -376,7 +376,7 @@ def gauda_part(config: GaudaConfig, out: Path, steps: int, val_every: int) -> di
             segmentation=replace(config.segmentation, steps=steps, val_every=val_every),
             scheme=replace(config.scheme, generator=str(generator / "diffusion"), **scheme),
         )
-        run = out / "runs" / name.split()[0] / name.split("(")[-1].rstrip(")")
+        run = out / "runs" / name.replace(" (", "-").rstrip(")")  # runs/default, runs/gauda-asynchronous
         shutil.rmtree(run, ignore_errors=True)
         summary = train_segmenter(run_config, run, progress=False)
         rows.append({"scheme": name, "wall_seconds": summary["wall_seconds"],

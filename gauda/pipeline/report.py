@@ -115,9 +115,10 @@ def _autoencoder_section(autoencoders: Mapping[str, Any], out: Path) -> str:
 
 
 def _reconstruction_section(reconstruction: Mapping[str, Any] | None) -> str:
-    """What the autoencoders keep on the test split: the real-trained segmenter on image reconstructions
-    against the originals (goal: a ratio of at least 0.9 for every class it segments at 0.5 or better),
-    and the mask reconstructions' IoU, with the frames that hold each class."""
+    """What the autoencoders keep (the demo's ``reconstruction`` stage, on the frames it names): the
+    real-trained segmenter on image reconstructions against the originals (goal: a ratio of at least 0.9
+    for every class it segments at 0.5 or better), and the mask reconstructions' IoU, with the frames
+    that hold each class."""
     if not reconstruction:
         return '<p class="note">Not measured in this demo folder (made before the stage existed).</p>'
     image, mask = reconstruction["image"], reconstruction["mask"]
@@ -195,7 +196,7 @@ def _samples_section(samples: Mapping[str, Any], generator: Mapping[str, Any], o
 
 
 def _segmentation_section(
-    segmentation: Mapping[str, Mapping[str, Any]], out: Path, title: str, classes: Any
+    segmentation: Mapping[str, Mapping[str, Any]], out: Path, title: str, classes: Sequence[Mapping[str, Any]]
 ) -> str:
     schemes = list(segmentation)
     class_names = list(next(iter(segmentation.values()))["per_class"])
@@ -252,7 +253,11 @@ def _segmentation_section(
 
 
 def _class_curves(
-    schemes: Sequence[str], class_names: Sequence[str], rare: Sequence[str], classes: Any, out: Path
+    schemes: Sequence[str],
+    class_names: Sequence[str],
+    rare: Sequence[str],
+    classes: Sequence[Mapping[str, Any]],
+    out: Path,
 ) -> str:
     """Per-class test IoU at every validation of each scheme's run, the rare classes first."""
     frames = {c["name"]: c["frames"] for c in classes}

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from gauda.checkpoint import CheckpointError
+from gauda.cli.augment import augment
 from gauda.cli.data import data_app
 from gauda.cli.demo import demo
 from gauda.cli.evaluate import evaluate_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
+app.command("augment")(augment)
 app.command("demo")(demo)
 app.command("experiment")(experiment)
 app.command("sample")(sample)

@@ -17,9 +17,10 @@ from gauda.data.export import export_dataset
 from gauda.data.figures import save_pair_grid
 from gauda.data.inspection import DatasetReport, grid_indices, inspect_dataset
 from gauda.data.transforms import resize_pair
+from gauda.data.writers import check_format
 
 data_app = typer.Typer(
-    help="Inspect and export datasets (synthetic, cadis, cholecseg8k, folder).", no_args_is_help=True
+    help="Inspect and export datasets (synthetic, cadis, cholecseg8k, folder, nnunet).", no_args_is_help=True
 )
 
 Dataset = Annotated[
@@ -28,7 +29,12 @@ Dataset = Annotated[
         "--dataset", help=f"Dataset: {', '.join(DATASET_NAMES)} (default: the preset's, synthetic)."
     ),
 ]
-Root = Annotated[str | None, typer.Option("--root", help="Folder of the dataset (not needed for synthetic).")]
+Root = Annotated[
+    str | None,
+    typer.Option(
+        "--root", help="Folder of the dataset (not needed for synthetic; nnunet: nnUNet_raw/DatasetXXX_Name)."
+    ),
+]
 Setting = Annotated[
     str | None, typer.Option("--setting", help="CaDIS class setting: I, II (the paper's, default) or III.")
 ]
@@ -125,7 +131,20 @@ def _print_report(report: DatasetReport, grid_path: Path | None) -> None:
 
 @data_app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", help="New folder to write the dataset to (folder format).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="New folder to write the dataset to (nnunet: nnUNet_raw/DatasetXXX_Name)."
+        ),
+    ],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="folder (images/, masks/, classes.json) or nnunet (nnU-Net v2: imagesTr/, labelsTr/, "
+            "imagesTs/ for the test split, dataset.json, splits_final.json by video).",
+        ),
+    ] = "folder",
     dataset: Dataset = None,
     root: Root = None,
     setting: Setting = None,
@@ -143,11 +162,12 @@ def export(
     overrides: Overrides = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Write a dataset, class-mapped and resized, in the folder format (images/, masks/, classes.json)."""
+    """Write a dataset, class-mapped and resized, in the folder format or as an nnU-Net v2 raw dataset."""
+    check_format(format)
     extra = {} if size is None else {"image_size": size or None}
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, setting, **extra))
     if dry_run:
         print_dry_run(config)
         return
-    path = export_dataset(config.data, out, overwrite=overwrite, full_config=config)
-    Console(stderr=True).print(f"exported {config.data.dataset} to {path}")
+    path = export_dataset(config.data, out, overwrite=overwrite, full_config=config, format=format)
+    Console(stderr=True).print(f"exported {config.data.dataset} to {path} ({format} format)", highlight=False)

@@ -39,6 +39,12 @@ def sample(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset at OUT.")
     ] = False,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="folder (images/, masks/) or nnunet (nnU-Net v2 raw: imagesTr/, labelsTr/)."
+        ),
+    ] = "folder",
     report: Annotated[
         bool, typer.Option("--report", help="Print how often each requested class appears in the masks.")
     ] = False,
@@ -47,8 +53,9 @@ def sample(
     if sampler is not None and sampler not in SAMPLER_NAMES:
         raise ConfigError(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLER_NAMES)}")
     result = sample_pairs(
-        run, out, classes, num_samples, sampler, steps, guidance, seed, batch_size, device, overwrite
-    )
+        run, out, classes, num_samples, sampler, steps, guidance, seed, batch_size, device, overwrite,
+        format=format,
+    )  # fmt: skip
     console = Console()
     if report:
         table = Table(

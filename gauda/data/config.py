@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gauda.config import check
+from gauda.config import ConfigError, check
 
-DatasetName = Literal["synthetic", "cadis", "cholecseg8k", "folder"]
-DATASET_NAMES: tuple[str, ...] = ("synthetic", "cadis", "cholecseg8k", "folder")
+DatasetName = Literal["synthetic", "cadis", "cholecseg8k", "folder", "nnunet"]
+DATASET_NAMES: tuple[str, ...] = ("synthetic", "cadis", "cholecseg8k", "folder", "nnunet")
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class SyntheticConfig:
 class SplitConfig:
     """How videos are assigned to train/val/test; a video never lands in two splits."""
 
-    # random: the paper's seeded split of videos; official: CaDIS's own (val 05, 07, 16; test 02, 12, 22)
-    method: Literal["random", "official"] = "random"
+    # random: the paper's seeded split of videos; official: CaDIS's own (val 05, 07, 16; test 02, 12, 22);
+    # dataset: the split a folder or nnU-Net dataset records (written by `gauda data export`, `gauda augment`)
+    method: Literal["random", "official", "dataset"] = "random"
     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train, val, test share of frames
     seed: int = 0
 
@@ -68,6 +70,9 @@ class DataConfig:
     root: str | None = None  # dataset folder; unused by the synthetic dataset
     image_size: int | None = 128  # square training resolution; null keeps the native size
     cadis_setting: Literal["I", "II", "III"] = "II"  # CaDIS class setting (the paper's: II)
+    # nnunet: a regular expression whose first group is a case's video (e.g. "^(video\\d+)_"); without it
+    # the video ids of the dataset's gauda.json, else one video per case
+    video_pattern: str | None = None
     cache_dir: str | None = None  # resized-frame cache; default $GAUDA_CACHE_DIR or ~/.cache/gauda
     split: SplitConfig = field(default_factory=SplitConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -86,6 +91,21 @@ class DataConfig:
                 "'random' (only CaDIS has an official split)",
                 "official",
             )
+        if self.split.method == "dataset":
+            check(
+                self.dataset in ("folder", "nnunet"),
+                "split.method",
+                "'random' (only folder and nnunet datasets record a split)",
+                "dataset",
+            )
+        if self.video_pattern is not None:
+            try:
+                groups = re.compile(self.video_pattern).groups
+            except re.error as error:
+                raise ConfigError(
+                    f"video_pattern {self.video_pattern!r}: not a regular expression ({error})"
+                ) from None
+            check(groups >= 1, "video_pattern", "a regular expression with a group (the video)", groups)
 
 
 DATA_PRESETS: dict[str, DataConfig] = {

@@ -21,6 +21,7 @@ from gauda.data.cache import cached_frames
 from gauda.data.classes import IGNORE_INDEX
 from gauda.data.config import AugmentConfig, DataConfig
 from gauda.data.folder import folder_source
+from gauda.data.nnunet import nnunet_source
 from gauda.data.sources import FrameSource, SyntheticSource, cadis_source, cholecseg8k_source
 from gauda.data.splits import SPLITS, split_indices, split_summary, split_videos
 from gauda.data.transforms import classic_augment
@@ -47,6 +48,8 @@ def open_source(config: DataConfig, check: bool = True) -> FrameSource:
         source = cadis_source(config.root, config.cadis_setting)
     elif config.dataset == "cholecseg8k":
         source = cholecseg8k_source(config.root)
+    elif config.dataset == "nnunet":
+        source = nnunet_source(config.root, config.video_pattern)
     else:
         source = folder_source(config.root)
     if check:
@@ -124,7 +127,7 @@ def load_splits(config: DataConfig, progress: bool = True) -> DataSplits:
     """
     source = open_source(config)
     videos = source.videos()
-    assignment = split_videos({v: len(f) for v, f in videos.items()}, config.split)
+    assignment = split_videos({v: len(f) for v, f in videos.items()}, config.split, source.recorded_split)
     indices = split_indices(videos, assignment)
     frames: Frames = source
     if config.image_size is not None:

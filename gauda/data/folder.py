@@ -17,7 +17,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,12 +27,15 @@ from gauda.data.classes import IGNORE_INDEX, index_label_map
 from gauda.data.errors import DataError
 from gauda.data.files import write_png
 from gauda.data.sources import FileSource, FrameRecord, pair_files, require_root
+from gauda.data.splits import recorded_assignment
 from gauda.io import atomic_write_json
 from gauda.runlock import LOCK_FILE, folder_lock
 
 logger = logging.getLogger(__name__)
 
 FOLDER_LAYOUT = "<root>/images/*.png, <root>/masks/*.png of the same stem and <root>/classes.json"
+SPLIT_FILE = "split.json"  # the split an export or `gauda augment` recorded (split.method=dataset)
+DATASET_MARKERS = ("classes.json", "dataset.json")  # a folder dataset's, an nnU-Net dataset's
 
 
 def _read_json(path: Path, expected: str, problems: list[str]) -> object | None:
@@ -90,7 +93,16 @@ def folder_source(root: str | Path | None) -> FileSource:
         logger.warning("%s: no videos.json; every frame is its own video, so splits are per frame", path)
 
     records = [FrameRecord(videos.get(stem, stem), stem, image, mask) for stem, image, mask in pairs]
-    return FileSource("folder", path, index_label_map(class_names), records, problems)
+    source = FileSource("folder", path, index_label_map(class_names), records, problems)
+    split_file = path / SPLIT_FILE
+    if split_file.is_file():
+        summary = _read_json(split_file, "the split.json of gauda data export or gauda augment", problems)
+        if summary is not None:
+            try:
+                source.recorded_split = recorded_assignment(summary, split_file)
+            except DataError as error:
+                problems.append(str(error))
+    return source
 
 
 def safe_stem(name: str) -> str:
@@ -98,6 +110,25 @@ def safe_stem(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
     if not stem:
         raise DataError(f"frame name {name!r}: nothing left to use as a file name")
+    return stem
+
+
+def checked_stem(
+    name: str, image: np.ndarray, mask: np.ndarray, num_classes: int, written: Collection[str]
+) -> str:
+    """The file stem of a pair about to be written, after checking it: a new stem, image and mask of one
+    size, mask values that are class ids or ``IGNORE_INDEX``."""
+    stem = safe_stem(name)
+    if stem in written:
+        raise DataError(f"frame name {name!r}: written twice (file stem {stem!r}); expected unique names")
+    if image.shape[:2] != mask.shape:
+        raise DataError(f"frame {name!r}: image {image.shape[:2]} and mask {mask.shape} differ in size")
+    valid = (mask < num_classes) | (mask == IGNORE_INDEX)
+    if not valid.all():
+        bad = np.unique(mask[~valid]).tolist()
+        raise DataError(
+            f"frame {name!r}: mask values {bad} are not class ids 0..{num_classes - 1} or {IGNORE_INDEX}"
+        )
     return stem
 
 
@@ -113,16 +144,7 @@ class FolderWriter:
 
     def add(self, name: str, video: str, image: np.ndarray, mask: np.ndarray) -> None:
         """Add one pair: image uint8 (H, W, 3), mask of class ids (H, W) with 255 = ignore."""
-        stem = safe_stem(name)
-        if stem in self.videos:
-            raise DataError(f"frame name {name!r}: written twice (file stem {stem!r}); expected unique names")
-        if image.shape[:2] != mask.shape:
-            raise DataError(f"frame {name!r}: image {image.shape[:2]} and mask {mask.shape} differ in size")
-        valid = (mask < len(self.class_names)) | (mask == IGNORE_INDEX)
-        if not valid.all():
-            bad = np.unique(mask[~valid]).tolist()
-            expected = f"class ids 0..{len(self.class_names) - 1} or {IGNORE_INDEX}"
-            raise DataError(f"frame {name!r}: mask values {bad} are not {expected}")
+        stem = checked_stem(name, image, mask, len(self.class_names), self.videos)
         write_png(self.staging / "images" / f"{stem}.png", np.ascontiguousarray(image, dtype=np.uint8))
         write_png(self.staging / "masks" / f"{stem}.png", np.ascontiguousarray(mask, dtype=np.uint8))
         self.videos[stem] = video
@@ -154,11 +176,12 @@ def check_output_folder(out: str | Path, overwrite: bool = False, inputs: Sequen
         if not overwrite:
             raise DataError(f"{out}: folder exists and is not empty; choose a new folder or pass --overwrite")
         run_files = [p.name for p in (out / LOCK_FILE, *out.glob("*.safetensors")) if p.exists()]
-        if run_files or not (out / "classes.json").is_file():
+        is_dataset = any((out / marker).is_file() for marker in DATASET_MARKERS)
+        if run_files or not is_dataset:
             found = f"a training run ({', '.join(run_files)})" if run_files else "no classes.json"
             raise DataError(
-                f"--out {out}: holds {found}; --overwrite replaces only a dataset (images/, masks/, "
-                "classes.json); choose another folder"
+                f"--out {out}: holds {found}; --overwrite replaces only a dataset (a folder dataset's "
+                "classes.json or an nnU-Net dataset's dataset.json); choose another folder"
             )
     parent = target.parent
     try:
@@ -173,26 +196,16 @@ def check_output_folder(out: str | Path, overwrite: bool = False, inputs: Sequen
 
 
 @contextmanager
-def write_folder(
-    out: str | Path, class_names: Sequence[str], overwrite: bool = False
-) -> Iterator[FolderWriter]:
-    """Write a ``folder`` dataset to ``out``; on any error nothing at ``out`` changes.
-
-    Args:
-        out: the dataset folder to create.
-        class_names: names of the class ids the masks hold.
-        overwrite: replace an existing non-empty ``out`` (only once the new dataset is complete).
-    """
+def staged_output(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that becomes ``out`` when the body succeeds; on any error nothing
+    at ``out`` changes (an existing ``out`` is replaced only with ``overwrite``, and only at the end)."""
     out = check_output_folder(out, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         # locked while written, so that a run taking the lock of the parent folder (which clears what
         # killed writers left there) leaves it alone; the lock file goes once the dataset is in place
         with folder_lock(staging):
-            writer = FolderWriter(staging, class_names)
-            yield writer
-            atomic_write_json(staging / "classes.json", list(writer.class_names))
-            atomic_write_json(staging / "videos.json", writer.videos)
+            yield staging
             if out.exists():
                 old = out.with_name(f".{out.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -204,3 +217,21 @@ def write_folder(
             (out / LOCK_FILE).unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def write_folder(
+    out: str | Path, class_names: Sequence[str], overwrite: bool = False
+) -> Iterator[FolderWriter]:
+    """Write a ``folder`` dataset to ``out``; on any error nothing at ``out`` changes.
+
+    Args:
+        out: the dataset folder to create.
+        class_names: names of the class ids the masks hold.
+        overwrite: replace an existing non-empty ``out`` (only once the new dataset is complete).
+    """
+    with staged_output(out, overwrite) as staging:
+        writer = FolderWriter(staging, class_names)
+        yield writer
+        atomic_write_json(staging / "classes.json", list(writer.class_names))
+        atomic_write_json(staging / "videos.json", writer.videos)

@@ -97,7 +97,9 @@ def inspect_dataset(config: DataConfig, size: int | None = None, progress: bool 
     report.num_frames, report.num_videos = len(source), len(videos)
     if videos:
         try:
-            assignment = split_videos({v: len(f) for v, f in videos.items()}, config.split)
+            assignment = split_videos(
+                {v: len(f) for v, f in videos.items()}, config.split, source.recorded_split
+            )
             indices = split_indices(videos, assignment)
             report.splits = {split: len(indices[split]) for split in SPLITS}
         except DataError as error:

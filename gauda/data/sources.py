@@ -38,6 +38,7 @@ class FrameSource:
     class_names: tuple[str, ...]
     records: list[FrameRecord]
     problems: list[str]
+    recorded_split: dict[str, str] | None = None  # video -> split, when the dataset records one
 
     def __len__(self) -> int:
         return len(self.records)

@@ -19,19 +19,26 @@ CADIS_OFFICIAL: dict[str, tuple[str, ...]] = {
 }
 
 
-def split_videos(video_sizes: Mapping[str, int], config: SplitConfig) -> dict[str, str]:
+def split_videos(
+    video_sizes: Mapping[str, int], config: SplitConfig, recorded: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Assign every video to ``train``, ``val`` or ``test``.
 
     ``random`` (the paper's): videos in a seeded random order go to test, then val, each taking videos
     while that brings its frame count closer to its fraction of all frames (at least one video when
     its fraction is above 0); the rest is train. ``official``: CaDIS's published video split.
+    ``dataset``: the split the dataset itself records (``recorded``: the ``split.json`` of an export or
+    of ``gauda augment``, the ``gauda.json`` of an nnU-Net export).
 
     Args:
         video_sizes: video id -> number of frames.
         config: method, fractions and seed.
+        recorded: video id -> split, as the dataset records it (for ``dataset``).
     """
     if config.method == "official":
         return _official_split(video_sizes)
+    if config.method == "dataset":
+        return _recorded_split(video_sizes, recorded)
     videos = sorted(video_sizes)
     needed = 1 + sum(f > 0 for f in config.fractions[1:])
     if len(videos) < needed:
@@ -64,6 +71,41 @@ def _official_split(video_sizes: Mapping[str, int]) -> dict[str, str]:
                 "use split.method=random for a subset of CaDIS"
             )
         assignment.update(dict.fromkeys(videos, split))
+    return assignment
+
+
+def _recorded_split(video_sizes: Mapping[str, int], recorded: Mapping[str, str] | None) -> dict[str, str]:
+    if recorded is None:
+        raise DataError(
+            "split.method=dataset: the dataset records no split (split.json of a folder dataset, gauda.json "
+            "of an nnU-Net dataset); use split.method=random"
+        )
+    missing = sorted(set(video_sizes) - set(recorded))
+    if missing:
+        raise DataError(
+            f"split.method=dataset: videos {missing[:5]}{' ...' if len(missing) > 5 else ''} are not in "
+            "the dataset's recorded split; expected every video assigned to train, val or test"
+        )
+    assignment = {video: recorded[video] for video in video_sizes}
+    if "train" not in assignment.values():
+        raise DataError("split.method=dataset: the recorded split has no train video")
+    return assignment
+
+
+def recorded_assignment(summary: object, source: str | Path) -> dict[str, str]:
+    """Video -> split from a split summary (``{"videos": {"train": [...], "val": [...], "test": [...]}}``,
+    what ``split_summary`` writes); a malformed one is an error naming ``source``."""
+    videos = summary.get("videos") if isinstance(summary, dict) else None
+    if not isinstance(videos, dict) or not set(videos) <= set(SPLITS):
+        raise DataError(f'{source}: expected {{"videos": {{"train": [...], "val": [...], "test": [...]}}}}')
+    assignment: dict[str, str] = {}
+    for split, names in videos.items():
+        if not isinstance(names, list):
+            raise DataError(f"{source}: videos.{split} must be a list of video ids")
+        for name in names:
+            if str(name) in assignment:
+                raise DataError(f"{source}: video {name!r} is in two splits; expected each video in one")
+            assignment[str(name)] = split
     return assignment
 
 

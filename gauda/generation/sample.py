@@ -1,7 +1,7 @@
 """The sampling job behind ``gauda sample``: classes -> CFG sampler -> joint latents -> decoded pairs.
 
 It loads a diffusion run (and, through it, the two autoencoder runs), samples ``num_samples`` pairs in
-batches from one seeded generator, decodes them and writes them as a ``folder`` dataset, with
+batches from one seeded generator, decodes them and writes them as a ``folder`` (or nnU-Net) dataset, with
 ``grid.png`` (images beside their overlaid masks) and ``sample_report.json`` (for each requested class,
 the fraction of generated masks that contain it, beside its frame frequency in the training split).
 """
@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.config import ConfigError
 from gauda.data.figures import save_pair_grid
-from gauda.data.folder import check_output_folder, write_folder
+from gauda.data.folder import check_output_folder
+from gauda.data.writers import DatasetFormat, check_format, write_dataset
 from gauda.device import resolve_device
 from gauda.diffusion.condition import multi_hot
 from gauda.diffusion.runs import load_diffusion
@@ -77,6 +78,7 @@ def sample_pairs(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    format: DatasetFormat = "folder",
 ) -> dict[str, Any]:
     """Generate pairs with a diffusion run and write them to ``out``; returns the sample report.
 
@@ -94,7 +96,9 @@ def sample_pairs(
         device: ``auto``, ``cpu``, ``cuda``, ...
         overwrite: replace an existing dataset at ``out``.
         progress: show a progress bar.
+        format: ``folder`` or ``nnunet`` (nnU-Net v2's raw format; every pair a training case).
     """
+    check_format(format)
     if num_samples < 1 or batch_size < 1:
         raise ConfigError(f"--num {num_samples}, --batch-size {batch_size}: expected integers >= 1")
     torch_device = resolve_device(device)
@@ -157,7 +161,7 @@ def sample_pairs(
         together = torch.stack([(all_masks == c).flatten(1).any(1) for c in class_ids]).all(0)
         report["all_requested_fraction"] = float(together.float().mean())
     pictures, labels = to_arrays(all_images, all_masks)
-    with write_folder(out, class_names, overwrite=overwrite) as writer:
+    with write_dataset(out, class_names, format, overwrite) as writer:
         for i in range(num_samples):
             # each pair is independent: its own "video", so that the pairs split like any dataset
             writer.add(f"sample_{i:05d}", f"sample_{i:05d}", pictures[i], labels[i])

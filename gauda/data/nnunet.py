@@ -213,7 +213,7 @@ class NnunetWriter:
                 "split": self.split,
                 "always_train": sorted(self.always_train),
                 "folds": f"{FOLDS_FILE}: nnU-Net trains with $nnUNet_preprocessed/{self.name}/{FOLDS_FILE} "
-                "(nnU-Net 2.8's plan_and_preprocess copies this one there; copy it by hand otherwise), so that "
+                "(nnU-Net 2.8 copies this one there in plan_and_preprocess; else copy it by hand), so that "
                 "its folds keep each video on one side"
                 if folds
                 else None,

@@ -57,6 +57,10 @@ def augment(
     """
     if draw not in DRAWS:
         raise ConfigError(f"--draw {draw!r}: expected one of {', '.join(DRAWS)}")
+    if not (segmenter / "config.yaml").is_file():
+        raise ConfigError(
+            f"--segmenter {segmenter}: no config.yaml there; expected a run folder of gauda train segmenter"
+        )
     config = run_configuration(segmenter, "gauda train segmenter", overrides)
     record = augment_dataset(
         segmenter, generator, num_pairs, out, config.data, config.segmentation, config.scheme,

@@ -15,7 +15,7 @@ from PIL import Image
 from gauda.config import ConfigError
 from gauda.data.config import DataConfig, SplitConfig
 from gauda.data.dataset import load_splits, open_source
-from gauda.data.errors import DatasetProblems, DataError
+from gauda.data.errors import DataError, DatasetProblems
 from gauda.data.export import export_dataset
 from gauda.data.nnunet import nnunet_labels, nnunet_source, video_folds
 

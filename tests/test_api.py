@@ -76,7 +76,8 @@ def test_augment_nnunet_keeps_generated_pairs_out_of_every_validation_fold(
 ) -> None:
     out = tmp_path / "Dataset503_Augmented"
     args = ["augment", "--segmenter", str(segmenter_run), "--generator", str(tiny_generator.diffusion),
-            "--num", "3", "--format", "nnunet", "--out", str(out), "--set", "scheme.presence_pixels=0"]  # fmt: skip
+            "--num", "3", "--format", "nnunet", "--out", str(out),
+            "--set", "scheme.presence_pixels=0"]  # fmt: skip
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 0, err
     check_nnunet_rules(out)

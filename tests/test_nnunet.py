@@ -197,7 +197,7 @@ def test_split_method_dataset_needs_a_recorded_split(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="records no split"):
         load_splits(DataConfig(dataset="nnunet", root=str(root), image_size=None,
                                split=SplitConfig(method="dataset")), progress=False)  # fmt: skip
-    with pytest.raises(ConfigError, match="split.method"):
+    with pytest.raises(ConfigError, match=r"split\.method"):
         DataConfig(split=SplitConfig(method="dataset"))  # synthetic records none
     with pytest.raises(ConfigError, match="video_pattern"):
         DataConfig(dataset="nnunet", root="x", video_pattern="no group")

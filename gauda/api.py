@@ -25,9 +25,8 @@ from gauda.augmentation.training import check_image_size, check_scheme
 from gauda.augmentation.training import train_segmenter as _train
 from gauda.checkpoint import LAST_FILE
 from gauda.config import ConfigError
-from gauda.diffusion.condition import multi_hot
 from gauda.generation.generator import PairGenerator
-from gauda.generation.sample import parse_classes
+from gauda.generation.sample import parse_classes, sample_batches
 from gauda.metrics.segmentation import SegmentationScores, SegmentationTable
 from gauda.presets import resolve_config
 
@@ -62,16 +61,7 @@ def sample(
     names = classes if classes is None or isinstance(classes, str) else ",".join(classes)
     class_ids = parse_classes(names, generator.class_names)
     sampling = generator.sampling(sampler, steps, guidance)
-    noise = torch.Generator(generator.device).manual_seed(seed)
-    condition = multi_hot(class_ids, generator.num_classes).to(generator.device) if class_ids else None
-    images, masks = [], []
-    for start in range(0, num, batch_size):
-        count = min(batch_size, num - start)
-        rows = None if condition is None else condition.expand(count, -1)
-        image, mask = generator.generate(rows, sampling, noise, num_samples=count)
-        images.append(image.cpu())
-        masks.append(mask.cpu())
-    return torch.cat(images), torch.cat(masks)
+    return sample_batches(generator, class_ids, num, sampling, seed, batch_size)
 
 
 def train_segmenter(

@@ -26,7 +26,7 @@ from gauda.data.writers import DatasetFormat, check_format, write_dataset
 from gauda.device import resolve_device
 from gauda.diffusion.condition import multi_hot
 from gauda.diffusion.runs import load_diffusion
-from gauda.generation.generator import PairGenerator, resolve_sampling
+from gauda.generation.generator import PairGenerator, Sampling, resolve_sampling
 
 logger = logging.getLogger(__name__)
 REPORT_FILE = "sample_report.json"
@@ -63,6 +63,35 @@ def to_arrays(image: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.n
     """(B, 3, H, W) in [0, 1] and (B, H, W) ids -> uint8 (B, H, W, 3) and uint8 (B, H, W)."""
     pictures = (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return pictures, mask.to(torch.uint8).cpu().numpy()
+
+
+def sample_batches(
+    pair_generator: PairGenerator,
+    class_ids: list[int],
+    num_samples: int,
+    sampling: Sampling,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_samples`` pairs conditioned on all of ``class_ids`` at once (none: unconditional), in batches
+    from one seeded generator: CPU images (N, 3, H, W) in [0, 1] and masks (N, H, W). The same seed and
+    batch size give the same pairs."""
+    condition = multi_hot(class_ids, pair_generator.num_classes) if class_ids else None
+    if condition is not None:
+        condition = condition.to(pair_generator.device)
+    generator = torch.Generator(pair_generator.device).manual_seed(seed)
+    images, masks = [], []
+    desc = f"sampling ({sampling.sampler}, {sampling.steps} steps)"
+    with tqdm(total=num_samples, desc=desc, disable=not progress) as bar:
+        for start in range(0, num_samples, batch_size):
+            count = min(batch_size, num_samples - start)
+            conditions = None if condition is None else condition.expand(count, -1)
+            image, mask = pair_generator.generate(conditions, sampling, generator, num_samples=count)
+            images.append(image.cpu())
+            masks.append(mask.cpu())
+            bar.update(count)
+    return torch.cat(images), torch.cat(masks)
 
 
 def sample_pairs(
@@ -114,23 +143,12 @@ def sample_pairs(
     image_ae, _ = load_autoencoder(info["autoencoders"]["image"], device=str(torch_device))
     mask_ae, _ = load_autoencoder(info["autoencoders"]["mask"], device=str(torch_device))
     pair_generator = PairGenerator(model, image_ae, mask_ae, info)
-    condition = multi_hot(class_ids, len(class_names)) if class_ids else None
-    generator = torch.Generator(torch_device).manual_seed(seed)
     sampler, steps, guidance = sampling.sampler, sampling.steps, sampling.guidance
-
-    images, masks = [], []
     began = time.perf_counter()
-    bar = tqdm(total=num_samples, desc=f"sampling ({sampler}, {steps} steps)", disable=not progress)
-    for start in range(0, num_samples, batch_size):
-        count = min(batch_size, num_samples - start)
-        conditions = None if condition is None else condition.expand(count, -1)
-        image, mask = pair_generator.generate(conditions, sampling, generator, num_samples=count)
-        images.append(image.cpu())
-        masks.append(mask.cpu())
-        bar.update(count)
-    bar.close()
+    all_images, all_masks = sample_batches(
+        pair_generator, class_ids, num_samples, sampling, seed, batch_size, progress
+    )  # (N, 3, H, W), (N, H, W)
     seconds = time.perf_counter() - began
-    all_images, all_masks = torch.cat(images), torch.cat(masks)  # (N, 3, H, W), (N, H, W)
 
     reported = class_ids or list(range(len(class_names)))
     hits = class_hit_rates(all_masks, reported)

@@ -216,15 +216,20 @@ def resolve(
     config_file: str | Path | None = None,
     overrides: Sequence[str] = (),
     updates: Mapping[str, Any] | None = None,
+    file_keys: Sequence[str] | None = None,
 ) -> T:
     """The configuration a command runs with.
 
-    Later sources win: ``base`` (a preset), the YAML file, the ``key=value`` overrides, then
+    Later sources win: ``base`` (a preset), the YAML file (only its top-level ``file_keys`` when given:
+    the slices a command reads from a run's ``config.yaml``), the ``key=value`` overrides, then
     ``updates`` (a nested mapping, from a command's own options such as ``--dataset``).
     """
     data = to_dict(base)
     if config_file is not None:
-        data = merge(data, load_yaml(config_file))
+        loaded = load_yaml(config_file)
+        if file_keys is not None:
+            loaded = {key: value for key, value in loaded.items() if key in file_keys}
+        data = merge(data, loaded)
     for text in overrides:
         data = merge(data, parse_override(text))
     return from_dict(cls, merge(data, updates or {}))

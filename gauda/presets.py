@@ -59,9 +59,10 @@ def resolve_config(
     config_file: str | Path | None = None,
     overrides: Sequence[str] = (),
     updates: Mapping[str, Any] | None = None,
+    file_keys: Sequence[str] | None = None,
 ) -> GaudaConfig:
     """Preset, then YAML file, then ``key=value`` overrides (dotted keys, e.g. ``data.image_size=64``),
     then ``updates`` from a command's own options."""
     if preset not in PRESETS:
         raise configuration.ConfigError(f"--preset {preset!r}: expected one of {', '.join(PRESET_NAMES)}")
-    return configuration.resolve(GaudaConfig, PRESETS[preset], config_file, overrides, updates)
+    return configuration.resolve(GaudaConfig, PRESETS[preset], config_file, overrides, updates, file_keys)

@@ -87,6 +87,24 @@ def test_augment_nnunet_keeps_generated_pairs_out_of_every_validation_fold(
     assert code == 2 and "--draw 'nothing'" in err
 
 
+def test_augment_reads_only_the_slices_of_a_segmenter_run(
+    tiny_generator, segmenter_run, tmp_path, capsys, monkeypatch
+) -> None:
+    """A run whose config.yaml holds a key of another gauda version in a slice augment never reads."""
+    import shutil
+
+    run = tmp_path / "older-run"
+    shutil.copytree(segmenter_run, run)
+    (run / "config.yaml").write_text((run / "config.yaml").read_text() + "demo:\n  autoencoder_scale: 0.5\n")
+    args = ["augment", "--segmenter", str(run), "--generator", str(tiny_generator.diffusion), "--num", "2",
+            "--out", str(tmp_path / "o"), "--set", "scheme.presence_pixels=0"]  # fmt: skip
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    (run / "config.yaml").write_text((run / "config.yaml").read_text() + "scheme:\n  top_kk: 2\n")
+    code, _, err = run_cli([*args[:-4], "--out", str(tmp_path / "p")], capsys, monkeypatch)
+    assert code == 2 and "top_kk" in err  # a slice it reads is still checked
+
+
 def test_augment_names_a_segmenter_that_is_not_a_run(tiny_generator, tmp_path, capsys, monkeypatch) -> None:
     run = tmp_path / "not-a-segmenter"
     run.mkdir()

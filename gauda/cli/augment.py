@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from gauda.augmentation.offline import DRAWS, RECORD_FILE, augment_dataset
-from gauda.cli.options import Overrides, run_configuration
+from gauda.cli.options import SEGMENTER_SLICES, Overrides, run_configuration
 from gauda.config import ConfigError
 from gauda.segmentation.evaluate import CHECKPOINT_NAMES
 
@@ -61,7 +61,7 @@ def augment(
         raise ConfigError(
             f"--segmenter {segmenter}: no config.yaml there; expected a run folder of gauda train segmenter"
         )
-    config = run_configuration(segmenter, "gauda train segmenter", overrides)
+    config = run_configuration(segmenter, "gauda train segmenter", overrides, SEGMENTER_SLICES)
     record = augment_dataset(
         segmenter, generator, num_pairs, out, config.data, config.segmentation, config.scheme,
         draw=draw, format=format, checkpoint=checkpoint, seed=seed, batch_size=batch_size,  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gauda.checkpoint import CheckpointError
-from gauda.cli.options import Overrides, run_configuration
+from gauda.cli.options import SEGMENTER_SLICES, Overrides, run_configuration
 from gauda.config import ConfigError, to_dict
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
@@ -96,10 +96,13 @@ def segmenter(
 ) -> None:
     """Score a trained segmenter on a split (mean of N posterior samples, Eq. 7) and write
     evaluation_<split>.json (with every frame's IoU) into the run folder."""
-    config = run_configuration(run, "gauda train segmenter", overrides)
+    config = run_configuration(run, "gauda train segmenter", overrides, SEGMENTER_SLICES)
     # a score on other data never takes the name of the score on the run's own data (which the
     # experiment and the demo read back)
-    own = replace(run_configuration(run, "gauda train segmenter", None).data, cache_dir=config.data.cache_dir)
+    own = replace(
+        run_configuration(run, "gauda train segmenter", None, SEGMENTER_SLICES).data,
+        cache_dir=config.data.cache_dir,
+    )
     name = split if config.data == own else f"{split}-{_changes_name(to_dict(own), to_dict(config.data))}"
     try:
         summary = evaluate_run(run, config.data, config.segmentation, split, checkpoint,

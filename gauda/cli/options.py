@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,13 +40,20 @@ def build_config(
     return resolve_config(preset, config_file, overrides or (), updates)
 
 
-def run_configuration(run: Path, command: str, overrides: list[str] | None) -> GaudaConfig:
-    """A run folder's own configuration (its ``config.yaml``, whole), changed by ``--set`` overrides;
-    a clear error naming the file and the ``command`` that makes such folders when it is missing."""
+# what a segmenter run's commands read of its config.yaml (evaluate segmenter, augment)
+SEGMENTER_SLICES: tuple[str, ...] = ("data", "segmentation", "scheme")
+
+
+def run_configuration(
+    run: Path, command: str, overrides: list[str] | None, slices: Sequence[str] | None = None
+) -> GaudaConfig:
+    """A run folder's own configuration (its ``config.yaml``; only its ``slices`` when given, so that a
+    key another version of gauda wrote into a slice the command never reads cannot refuse it), changed
+    by ``--set`` overrides; a clear error naming the file and the ``command`` that makes such folders."""
     config_file = run / "config.yaml"
     if not config_file.is_file():
         raise ConfigError(f"--run {run}: {config_file} not found; expected a run folder of {command}")
-    return build_config("tiny", config_file, overrides)
+    return resolve_config("tiny", config_file, overrides or (), file_keys=slices)
 
 
 def print_dry_run(config: GaudaConfig) -> None:

@@ -176,6 +176,8 @@ def test_import_groups_cases_into_videos_by_pattern(tmp_path: Path, caplog) -> N
     assert mask[0].tolist() == [0, 1, 2, 255]  # the ignore label becomes gauda's 255
     per_case = nnunet_source(root)
     assert len(per_case.videos()) == 3 and "every case is its own video" in caplog.text
+    (root / "videos.json").write_text(json.dumps({"vidA_001": "p1", "vidA_002": "p2", "vidB_001": "p1"}))
+    assert nnunet_source(root).videos() == {"p1": [0, 2], "p2": [1]}
 
 
 def test_import_lists_every_problem(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@
     DIR/imagesTs/, labelsTs/     the held-out test split (nnU-Net itself never reads them)
     DIR/splits_final.json        folds whose validation cases never share a video with their training cases
     DIR/gauda.json               how gauda's classes map to the labels, each case's video, the split
+    DIR/videos.json              optional when reading: {"<case>": "<video id>"}
 
 nnU-Net's rules: label 0 is ``background``, label values are consecutive, an ignore label is the highest
 value and is named ``ignore``. gauda's ``IGNORE_INDEX`` becomes that ignore label; a dataset whose class 0 is
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 NNUNET_LAYOUT = "<root>/dataset.json, <root>/imagesTr/<case>_0000.png and <root>/labelsTr/<case>.png"
 GAUDA_FILE = "gauda.json"
+VIDEOS_FILE = "videos.json"  # optional {"<case>": "<video id>"}, as in the folder format
 FOLDS_FILE = "splits_final.json"
 FILE_ENDING = ".png"
 BACKGROUND, IGNORE = "background", "ignore"
@@ -310,7 +312,8 @@ def nnunet_source(root: str | Path | None, video_pattern: str | None = None) -> 
 
     Classes come from dataset.json (gauda.json, when gauda wrote the dataset, restores gauda's classes);
     the ignore label becomes ``IGNORE_INDEX``. A case's video: the first group of ``video_pattern`` matched
-    in its name, else gauda.json's record, else the case itself (with a warning: splits are per frame).
+    in its name, else ``videos.json``'s or gauda.json's record, else the case itself (with a warning:
+    splits are per frame).
     """
     path = require_root(root, "nnunet", NNUNET_LAYOUT)
     problems: list[str] = []
@@ -338,6 +341,12 @@ def nnunet_source(root: str | Path | None, video_pattern: str | None = None) -> 
         problems.append(f"{dataset_file}: numTraining {number}, but imagesTr holds {len(training)} cases")
     cases = {**testing, **training}
     known = gauda.get("videos", {}) if isinstance(gauda, dict) else {}
+    if (path / VIDEOS_FILE).is_file():  # the user's own record, as in the folder format
+        loaded = _load_json(path / VIDEOS_FILE, 'a JSON object {"<case>": "<video id>"}', problems)
+        if isinstance(loaded, dict):
+            known = {str(case): str(video) for case, video in loaded.items()}
+        elif loaded is not None:
+            problems.append(f'{path / VIDEOS_FILE}: expected a JSON object {{"<case>": "<video id>"}}')
     videos: dict[str, str] = {}
     for case in sorted(cases):
         if video_pattern is not None:
@@ -349,8 +358,8 @@ def nnunet_source(root: str | Path | None, video_pattern: str | None = None) -> 
             videos[case] = str(known.get(case, case))
     if cases and video_pattern is None and not known:
         logger.warning(
-            "%s: no data.video_pattern and no gauda.json; every case is its own video, so splits are per "
-            "frame",
+            "%s: no data.video_pattern, videos.json or gauda.json; every case is its own video, so splits "
+            "are per frame",
             path,
         )
     records = [FrameRecord(videos[case], case, *cases[case]) for case in sorted(cases)]

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,14 +44,14 @@ from gauda.config import ConfigError
 from gauda.generation.generator import PairGenerator, Sampling
 from gauda.io import atomic_write_json
 from gauda.segmentation.trainer import Batch, SegmentationTrainer, TrainingHook, ValidationResults
+from gauda.training.seeds import mixed_seed
 
 logger = logging.getLogger(__name__)
 CHOICES_FILE = "gauda_choices.json"
 
 
-def mixed_seed(*keys: int) -> int:
-    """One seed from several keys (numpy's SeedSequence: no collisions between key tuples)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+# stream tags of the draws keyed by (seed, step, ...); a request's chunks are keyed by (seed, step, chunk)
+_MIX, _CURATION, _RANDOM_CLASSES = 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         names = self.trainer.class_names
         uncertainty = scheme_uncertainty(results, self.config)  # (C,), +inf for a missed class
         if self.config.class_choice == "random":
-            draw = torch.Generator().manual_seed(mixed_seed(self.seed, step, 4))
+            draw = torch.Generator().manual_seed(mixed_seed(self.seed, step, _RANDOM_CLASSES))
             classes = random_classes(len(names), self.config.top_k, draw)
         else:
             classes = top_k_uncertain(uncertainty, self.config.top_k)
@@ -210,7 +209,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         protected = None
         if self.config.keep_requested_frames:
             protected = batch["classes"][..., list(self.request.classes)].bool().any(-1)  # (M, B)
-        keys = (self.seed, step, 2) if self.world_size == 1 else (self.seed, step, 2, self.rank)
+        keys = (self.seed, step, _MIX) if self.world_size == 1 else (self.seed, step, _MIX, self.rank)
         generator = torch.Generator().manual_seed(mixed_seed(*keys))
         return mix_batch(batch, images, masks, names, len(self.trainer.class_names), generator, protected)
 
@@ -310,7 +309,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.trainer is not None and self.request is not None
         device = self.trainer.device
-        seed = mixed_seed(self.seed, self.request.step, chunk, 3)
+        seed = mixed_seed(self.seed, self.request.step, chunk, _CURATION)
         generator = torch.Generator(device=device).manual_seed(seed)
         start = time.perf_counter()
         agreement, keep = curate(

@@ -60,6 +60,7 @@ from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
+from gauda.training.seeds import step_seed
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +297,7 @@ def _train(
             values["discriminator"] = disc_loss.item()
         if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
             # a generator seeded by the step: restarts are the same in a resumed run
-            generator = torch.Generator().manual_seed(ae.seed * 1_000_003 + step)
+            generator = torch.Generator().manual_seed(step_seed(ae.seed, step))
             ddp.sum_(model.quantizer.usage)  # the whole global batch's usage and encoder outputs
             restarted = model.quantizer.restart_dead_codes(ddp.gather(z.detach()), generator)
             values["dead_codes_restarted"] = restarted

@@ -53,6 +53,7 @@ from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
+from gauda.training.seeds import step_seed
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def _train(
             group["lr"] = lr
         # every random draw of a step comes from a generator seeded by the step: resume-exact; drawn
         # for the whole global batch, of which each process takes its share
-        generator = torch.Generator().manual_seed(dc.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(step_seed(dc.seed, step))
         index = sampler.batch(step)
         batch = len(index)
         t = torch.randint(0, len(abar), (batch,), generator=generator)  # (B,)

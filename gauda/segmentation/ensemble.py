@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 from gauda.data.classes import IGNORE_INDEX
 from gauda.segmentation.unet import UNet, masked_cross_entropy
+from gauda.training.seeds import mixed_seed
 
 
 def member_seed(seed: int, member: int) -> int:
     """A distinct initialisation seed per (run seed, member), so that no two members share weights."""
-    return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+    return mixed_seed(seed, member)
 
 
 class UNetEnsemble(nn.Module):

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
+from gauda.training.seeds import keyed_generator
 
-def _generator(*keys: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1)[0]))
+_POSITIONS = 1  # stream tag of the per-step draws (the epoch orders have none)
 
 
 class MemberBatchSampler:
@@ -58,7 +57,7 @@ class MemberBatchSampler:
             if len(self._permutations) > 4 * self.num_members:  # keep the current epochs only
                 self._permutations.clear()
             self._permutations[key] = torch.randperm(
-                self.num_frames, generator=_generator(self.seed, member, epoch)
+                self.num_frames, generator=keyed_generator(self.seed, member, epoch)
             )
         return self._permutations[key]
 
@@ -70,7 +69,7 @@ class MemberBatchSampler:
                 self.weights,
                 self.batch_size,
                 replacement=True,
-                generator=_generator(self.seed, member, step, 1),
+                generator=keyed_generator(self.seed, member, step, _POSITIONS),
             )
             return [(int(index), first // self.num_frames) for index in draw]
         keys = []

@@ -1,0 +1,1 @@
+"""What every trainer shares: seeds (``seeds``)."""

@@ -1,0 +1,30 @@
+"""Seeds derived from keys, so that every random draw of a run is a function of (seed, step, ...) and a
+resumed run draws exactly what an uninterrupted one would.
+
+Two derivations, kept as they are because published runs depend on them: ``mixed_seed`` (numpy's
+SeedSequence over any number of keys: no collisions between key tuples), used by the segmentation loop
+and GAUDA, and ``step_seed`` (an affine map of (seed, step)), used by the autoencoder and diffusion
+trainers for their per-step draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_STEP_STRIDE = 1_000_003  # a prime above any step count: (seed, step) pairs do not collide in practice
+
+
+def mixed_seed(*keys: int) -> int:
+    """One seed from several non-negative integer keys."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def keyed_generator(*keys: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded by ``mixed_seed(*keys)``."""
+    return torch.Generator(device=device).manual_seed(mixed_seed(*keys))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of a trainer's draws at ``step`` (the autoencoder's and diffusion model's streams)."""
+    return seed * _STEP_STRIDE + step

@@ -2,8 +2,7 @@
 resumed run draws exactly what an uninterrupted one would.
 
 Two derivations, kept as they are because published runs depend on them: ``mixed_seed`` (numpy's
-SeedSequence over any number of keys: no collisions between key tuples), used by the segmentation loop
-and GAUDA, and ``step_seed`` (an affine map of (seed, step)), used by the autoencoder and diffusion
+SeedSequence over any number of keys), used by the segmentation loop and GAUDA, and ``step_seed`` (an affine map of (seed, step)), used by the autoencoder and diffusion
 trainers for their per-step draws.
 """
 
@@ -16,7 +15,10 @@ _STEP_STRIDE = 1_000_003  # a prime above any step count: (seed, step) pairs do 
 
 
 def mixed_seed(*keys: int) -> int:
-    """One seed from several non-negative integer keys."""
+    """One seed from several non-negative integer keys. Tuples of one length never collide, but trailing
+    zeros are padding to SeedSequence: (1, 2) and (1, 2, 0) give one seed, so GAUDA's chunk 2 of a
+    request shares its key with that step's mixing stream (different draws of different generators;
+    left so, since published runs depend on these seeds)."""
     return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 

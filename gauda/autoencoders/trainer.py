@@ -8,7 +8,6 @@ its latent scale, what later stages load), ``metrics.json`` and ``reconstruction
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,10 @@ from gauda.autoencoders.losses import (
 from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
 from gauda.autoencoders.vqgan import VQGAN, output_to_image
 from gauda.checkpoint import (
-    LAST_FILE,
     check_finite_loss,
-    check_stage,
-    load_checkpoint,
-    load_weights,
-    rng_state,
-    save_checkpoint,
     seed_everything,
-    set_rng_state,
 )
-from gauda.config import ConfigError, save, to_dict
+from gauda.config import save, to_dict
 from gauda.data.batches import (
     EpochBatchSampler,
     StepBatchSampler,
@@ -60,7 +52,8 @@ from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
-from gauda.training.seeds import step_seed
+from gauda.training.seeds import step_generator
+from gauda.training.state import TrainState, check_run_folder, checkpoint_due
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +139,7 @@ def _train(
     progress: bool,
 ) -> dict[str, Any]:
     ae = autoencoder_slice(config, modality)
-    last_path = out / LAST_FILE
-    if last_path.exists() and not resume:
-        raise ConfigError(
-            f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
-        )
-    if resume and not last_path.exists():
-        raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
-    if resume:  # before anything is written into another stage's run
-        check_stage(last_path, f"{modality} autoencoder")
+    last_path = check_run_folder(out, f"{modality} autoencoder", resume)
     ddp.check_divides(ae.batch_size, f"{modality}_autoencoder.batch_size")
     if ddp.is_main:
         save(config, out / "config.yaml")
@@ -176,27 +161,16 @@ def _train(
         weight_decay=ae.weight_decay,
     )
     adversarial = PatchAdversarialLoss(criterion=ae.adversarial_loss)
-    weights = None
-    if modality == "mask" and ae.class_weighting != "none":
-        power = 0.5 if ae.class_weighting == "inverse_sqrt_frequency" else 1.0
-        weights = inverse_frequency_weights(class_pixel_counts(splits.train), power).to(device)
-    if modality == "image" and ae.class_weight_power > 0:
-        counts = class_pixel_counts(splits.train)
-        weights = inverse_frequency_weights(counts, ae.class_weight_power).to(device)
-    perceptual = None
-    if modality == "image" and ae.perceptual_weight > 0:
-        perceptual = VGG16Features.from_file(ae.perceptual_weights).to(device)  # type: ignore[arg-type]
-
-    start, seconds = 0, 0.0
+    reconstruction_loss = ReconstructionLoss(ae, modality, splits.train, ddp, device)
+    state = TrainState(
+        f"{modality} autoencoder",
+        {"model": ("model", model), "discriminator": ("discriminator", discriminator)},
+        {"optimizer": optimizer, "discriminator_optimizer": disc_optimizer},
+    )
     if resume:
-        state = load_checkpoint(last_path, device=device)
-        load_weights(model, state["model"], last_path, "model")
-        load_weights(discriminator, state["discriminator"], last_path, "discriminator")
-        optimizer.load_state_dict(state["optimizer"])
-        disc_optimizer.load_state_dict(state["discriminator_optimizer"])
-        set_rng_state(state["rng"])
-        start, seconds = state["step"], state["seconds"]
-        logger.info("resuming %s autoencoder at step %d of %d", modality, start, ae.steps)
+        state.restore(last_path, device)
+        logger.info("resuming %s autoencoder at step %d of %d", modality, state.step, ae.steps)
+    start = state.step
     sampler: StepBatchSampler
     if ae.frame_sampling == "rare_classes":
         weights_of_frames = rare_class_frame_weights(frame_class_pixels(splits.train))
@@ -218,27 +192,9 @@ def _train(
     # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
     log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
 
-    def checkpoint(step: int) -> None:
-        if not ddp.is_main:
-            return
-        save_checkpoint(
-            last_path,
-            {
-                "stage": f"{modality} autoencoder",
-                "model": model.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "discriminator_optimizer": disc_optimizer.state_dict(),
-                "step": step,
-                "seconds": seconds,
-                "rng": rng_state(),
-                "config": to_dict(config),
-            },
-        )
-
     model.train()
     bar = tqdm(total=ae.steps, initial=start, desc=f"{modality} autoencoder", disable=not progress)
-    began = time.perf_counter()
+    state.start_clock()
     for step, batch in zip(range(start, ae.steps), loader, strict=False):
         decay = ae.lr_decay ** (step // sampler.steps_per_epoch)  # exponential decay after every epoch
         for group in optimizer.param_groups:
@@ -251,23 +207,8 @@ def _train(
         with autocast(device, ae.precision):
             output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
         output, vq = output.float(), {k: v.float() for k, v in vq.items()}
-        if modality == "image":  # Eq. 3: L1 (+ perceptual) ...
-            if weights is None:
-                reconstruction = F.l1_loss(output, x)
-            else:  # each pixel weighted by its class, so that thin instruments are not blurred away
-                mask = batch["mask"].to(device)
-                normaliser = ddp.mean(pixel_weights(mask, weights).sum())  # the global batch's weights
-                reconstruction = class_weighted_l1(output, x, mask, weights, normaliser)
-            if perceptual is not None:
-                reconstruction = reconstruction + ae.perceptual_weight * perceptual_distance(
-                    perceptual, output_to_image(output), batch["image"].to(device)
-                )
-            fake, real = output, x
-        else:  # Eq. 4: cross-entropy against the class ids ...
-            reconstruction = mask_cross_entropy(output, batch["mask"].to(device), weights)
-            if ae.dice_weight > 0:
-                reconstruction = reconstruction + ae.dice_weight * mask_dice_loss(output, x)
-            fake, real = output.softmax(1), x
+        reconstruction, fake = reconstruction_loss(output, x, batch)  # Eq. 3 or Eq. 4 ...
+        real = x
         loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
         values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
         adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
@@ -296,8 +237,7 @@ def _train(
             disc_optimizer.step()
             values["discriminator"] = disc_loss.item()
         if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
-            # a generator seeded by the step: restarts are the same in a resumed run
-            generator = torch.Generator().manual_seed(step_seed(ae.seed, step))
+            generator = step_generator(ae.seed, step)  # restarts are the same in a resumed run
             ddp.sum_(model.quantizer.usage)  # the whole global batch's usage and encoder outputs
             restarted = model.quantizer.restart_dead_codes(ddp.gather(z.detach()), generator)
             values["dead_codes_restarted"] = restarted
@@ -306,14 +246,67 @@ def _train(
             log.log(step, ddp.mean_values(values))  # the mean over the processes of every term
             bar.set_postfix(loss=f"{loss.item():.4f}", rec=f"{reconstruction.item():.4f}")
         bar.update(1)
-        if (step + 1) % ae.checkpoint_every == 0 or step + 1 == ae.steps:
-            seconds += time.perf_counter() - began
-            began = time.perf_counter()
-            checkpoint(step + 1)
+        if checkpoint_due(step, ae.checkpoint_every, ae.steps):
+            state.lap(step + 1)
+            if ddp.is_main:
+                state.save(last_path, {"config": to_dict(config)})
     bar.close()
     log.close()
-    metrics = finish_autoencoder(model, splits, modality, ae, out, device, seconds) if ddp.is_main else None
+    metrics = (
+        finish_autoencoder(model, splits, modality, ae, out, device, state.seconds) if ddp.is_main else None
+    )
     return ddp.broadcast(metrics)
+
+
+class ReconstructionLoss:
+    """The reconstruction term of Eq. 3 (image: L1, class-weighted when ``class_weight_power`` > 0, plus
+    an optional perceptual term) or Eq. 4 (mask: cross-entropy, class-weighted by ``class_weighting``,
+    plus an optional Dice term), with the weights of the training split's class pixel counts.
+
+    Called on a step's output, input and batch, it returns the term and what the discriminator sees as
+    fake (the image, or the mask's class probabilities)."""
+
+    def __init__(
+        self,
+        ae: AutoencoderConfig,
+        modality: Modality,
+        train: PairedDataset,
+        ddp: Distributed,
+        device: torch.device,
+    ) -> None:
+        self.ae, self.modality, self.ddp, self.device = ae, modality, ddp, device
+        self.weights = None
+        if modality == "mask" and ae.class_weighting != "none":
+            power = 0.5 if ae.class_weighting == "inverse_sqrt_frequency" else 1.0
+            self.weights = inverse_frequency_weights(class_pixel_counts(train), power).to(device)
+        if modality == "image" and ae.class_weight_power > 0:
+            self.weights = inverse_frequency_weights(class_pixel_counts(train), ae.class_weight_power).to(
+                device
+            )
+        self.perceptual = None
+        if modality == "image" and ae.perceptual_weight > 0:
+            self.perceptual = VGG16Features.from_file(ae.perceptual_weights).to(device)  # type: ignore[arg-type]
+
+    def __call__(
+        self, output: torch.Tensor, x: torch.Tensor, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ae, weights = self.ae, self.weights
+        if self.modality == "mask":  # Eq. 4: cross-entropy against the class ids
+            reconstruction = mask_cross_entropy(output, batch["mask"].to(self.device), weights)
+            if ae.dice_weight > 0:
+                reconstruction = reconstruction + ae.dice_weight * mask_dice_loss(output, x)
+            return reconstruction, output.softmax(1)
+        if weights is None:  # Eq. 3: L1 (+ perceptual)
+            reconstruction = F.l1_loss(output, x)
+        else:  # each pixel weighted by its class, so that thin instruments are not blurred away
+            mask = batch["mask"].to(self.device)
+            normaliser = self.ddp.mean(pixel_weights(mask, weights).sum())  # the global batch's weights
+            reconstruction = class_weighted_l1(output, x, mask, weights, normaliser)
+        if self.perceptual is not None:
+            reconstruction = reconstruction + ae.perceptual_weight * perceptual_distance(
+                self.perceptual, output_to_image(output), batch["image"].to(self.device)
+            )
+        return reconstruction, output
 
 
 def finish_autoencoder(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,9 @@ from tqdm.auto import tqdm
 
 from gauda.autoencoders.runs import load_autoencoder
 from gauda.checkpoint import (
-    LAST_FILE,
     check_finite_loss,
-    check_stage,
-    load_checkpoint,
-    load_weights,
-    rng_state,
     save_checkpoint,
     seed_everything,
-    set_rng_state,
 )
 from gauda.config import ConfigError, save, to_dict
 from gauda.data.batches import (
@@ -53,7 +46,8 @@ from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
-from gauda.training.seeds import step_seed
+from gauda.training.seeds import step_generator
+from gauda.training.state import TrainState, check_run_folder, checkpoint_due
 
 logger = logging.getLogger(__name__)
 
@@ -124,16 +118,8 @@ def _train(
     stop_at: int | None,
 ) -> dict[str, Any]:
     dc = config.diffusion
-    last_path = out / LAST_FILE
     progress = progress and ddp.is_main
-    if last_path.exists() and not resume:
-        raise ConfigError(
-            f"--out {out}: holds a run already ({LAST_FILE}); pass --resume or choose another folder"
-        )
-    if resume and not last_path.exists():
-        raise ConfigError(f"--resume: {out} has no {LAST_FILE} to continue from")
-    if resume:  # before anything is written into another stage's run
-        check_stage(last_path, "diffusion")
+    last_path = check_run_folder(out, "diffusion", resume)
     runs = autoencoder_runs(out, image_autoencoder, mask_autoencoder)
     image_ae, image_info = load_autoencoder(runs["image"], device=str(device))
     mask_ae, mask_info = load_autoencoder(runs["mask"], device=str(device))
@@ -176,15 +162,13 @@ def _train(
         model.parameters(), dc.learning_rate, betas=dc.betas, weight_decay=dc.weight_decay
     )
     abar = alpha_bar(config_betas(dc)).float().to(device)  # (T,)
-    start, seconds = 0, 0.0
+    state = TrainState(
+        "diffusion", {"model": ("denoiser", model), "ema": ("EMA denoiser", ema)}, {"optimizer": optimizer}
+    )
     if resume:
-        state = load_checkpoint(last_path, device=device)
-        load_weights(model, state["model"], last_path, "denoiser")
-        load_weights(ema, state["ema"], last_path, "EMA denoiser")
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        start, seconds = state["step"], state["seconds"]
-        logger.info("resuming diffusion at step %d of %d", start, dc.steps)
+        state.restore(last_path, device)
+        logger.info("resuming diffusion at step %d of %d", state.step, dc.steps)
+    start = state.step
     net = ddp.wrap(model)  # model itself on one process
     sampler: StepBatchSampler
     if dc.frame_sampling == "rare_classes":
@@ -195,27 +179,10 @@ def _train(
     # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
     log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
 
-    def checkpoint(step: int) -> None:
-        if not ddp.is_main:
-            return
-        save_checkpoint(
-            last_path,
-            {
-                "stage": "diffusion",
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "seconds": seconds,
-                "rng": rng_state(),
-                "config": to_dict(config),
-            },
-        )
-
     model.train()
     recent: list[float] = []
     bar = tqdm(total=dc.steps, initial=start, desc="diffusion", disable=not progress)
-    began = time.perf_counter()
+    state.start_clock()
     stop = dc.steps if stop_at is None else min(stop_at, dc.steps)
     for step in range(start, stop):
         lr = learning_rate(step, dc)
@@ -223,7 +190,7 @@ def _train(
             group["lr"] = lr
         # every random draw of a step comes from a generator seeded by the step: resume-exact; drawn
         # for the whole global batch, of which each process takes its share
-        generator = torch.Generator().manual_seed(step_seed(dc.seed, step))
+        generator = step_generator(dc.seed, step)
         index = sampler.batch(step)
         batch = len(index)
         t = torch.randint(0, len(abar), (batch,), generator=generator)  # (B,)
@@ -255,10 +222,10 @@ def _train(
             log.log(step, {"loss": loss_value, "lr": lr, "grad_norm": grad_norm})
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         bar.update(1)
-        if (step + 1) % dc.checkpoint_every == 0 or step + 1 == stop:
-            seconds += time.perf_counter() - began
-            began = time.perf_counter()
-            checkpoint(step + 1)
+        if checkpoint_due(step, dc.checkpoint_every, stop):
+            state.lap(step + 1)
+            if ddp.is_main:
+                state.save(last_path, {"config": to_dict(config)})
     bar.close()
     log.close()
     if stop < dc.steps:
@@ -267,7 +234,7 @@ def _train(
     image_channels = latents["image"].shape[1]
     metrics = {
         "steps": dc.steps,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(state.seconds, 1),
         "final_loss": sum(recent) / len(recent) if recent else None,
         "num_frames": num_frames,
         "parameters": sum(p.numel() for p in model.parameters()),

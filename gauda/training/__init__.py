@@ -1,1 +1,2 @@
-"""What every trainer shares: seeds (``seeds``)."""
+"""What every trainer shares: seeds (``seeds``), the run folder's guard, the train state and its checkpoints
+(``state``)."""

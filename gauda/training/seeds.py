@@ -2,8 +2,8 @@
 resumed run draws exactly what an uninterrupted one would.
 
 Two derivations, kept as they are because published runs depend on them: ``mixed_seed`` (numpy's
-SeedSequence over any number of keys), used by the segmentation loop and GAUDA, and ``step_seed`` (an affine map of (seed, step)), used by the autoencoder and diffusion
-trainers for their per-step draws.
+SeedSequence over any number of keys), used by the segmentation loop and GAUDA, and ``step_seed`` (an
+affine map of (seed, step)), used by the autoencoder and diffusion trainers for their per-step draws.
 """
 
 from __future__ import annotations
@@ -30,3 +30,8 @@ def keyed_generator(*keys: int, device: str | torch.device = "cpu") -> torch.Gen
 def step_seed(seed: int, step: int) -> int:
     """The seed of a trainer's draws at ``step`` (the autoencoder's and diffusion model's streams)."""
     return seed * _STEP_STRIDE + step
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator of a trainer's random draws at ``step``: the same in a resumed run."""
+    return torch.Generator().manual_seed(step_seed(seed, step))

@@ -23,7 +23,6 @@ import torch
 
 from gauda.augmentation.training import check_image_size, check_scheme
 from gauda.augmentation.training import train_segmenter as _train
-from gauda.checkpoint import LAST_FILE
 from gauda.config import ConfigError
 from gauda.generation.generator import PairGenerator
 from gauda.generation.sample import parse_classes, sample_batches
@@ -86,12 +85,7 @@ def train_segmenter(
     data = {key: str(value) for key, value in (("dataset", dataset), ("root", root)) if value is not None}
     if data:
         updates["data"] = data
-    if resume:
-        config = resolve_config(preset, out / "config.yaml", overrides, updates)
-    elif (out / LAST_FILE).exists():
-        raise ConfigError(f"out {out}: holds a run already ({LAST_FILE}); pass resume=True or a new folder")
-    else:
-        config = resolve_config(preset, None, overrides, updates)
+    config = resolve_config(preset, out / "config.yaml" if resume else None, overrides, updates)
     check_image_size(config)
     check_scheme(config)
     return _train(config, out, resume=resume, progress=progress)

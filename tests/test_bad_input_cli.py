@@ -252,3 +252,16 @@ def test_an_autoencoder_resumed_after_its_last_checkpoint_logs_each_step_once(tm
     with (run / "metrics.csv").open() as handle:
         rows = [(int(row["step"]), row["name"]) for row in csv.DictReader(handle)]
     assert len(rows) == len(set(rows)) and {s for s, _ in rows} == {0, 10, 11}
+
+
+def test_resume_refuses_options_that_would_change_the_run(tmp_path, capsys, monkeypatch) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    code, _, err = run_cli(["train", "autoencoder", "--modality", "mask", "--out", str(run), "--resume",
+                            "--set", "data.image_size=32"], capsys, monkeypatch)  # fmt: skip
+    assert code == 2 and "drop --set" in err
+    code, _, err = run_cli(["train", "diffusion", "--out", str(run), "--resume", "--image-autoencoder", "x"],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 2 and "drop --image-autoencoder" in err
+    code, _, err = run_cli(["train", "segmenter", "--out", str(run), "--resume"], capsys, monkeypatch)
+    assert code == 2 and "config.yaml not found; expected a run started with gauda train segmenter" in err

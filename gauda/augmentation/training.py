@@ -13,7 +13,6 @@ from gauda.augmentation.adaptive import AdaptiveSampling
 from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.augmentation.uncertainty_sampling import UncertaintySampling
-from gauda.checkpoint import LAST_FILE, check_stage
 from gauda.config import ConfigError, to_dict
 from gauda.data.dataset import load_splits
 from gauda.data.splits import save_split
@@ -24,6 +23,7 @@ from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook
+from gauda.training.state import check_run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ def _train(
     progress: bool,
     extra_hooks: Sequence[TrainingHook],
 ) -> dict[str, Any]:
-    if resume and (out / LAST_FILE).is_file():  # before split.json is written into another stage's run
-        check_stage(out / LAST_FILE, "segmentation")
+    check_run_folder(out, "segmentation", resume)  # before split.json is written into another stage's run
     splits = load_splits(config.data, progress=progress)
     hooks = scheme_hooks(config)
     for hook in hooks:

@@ -56,6 +56,18 @@ def run_configuration(
     return resolve_config("tiny", config_file, overrides or (), file_keys=slices)
 
 
+def resume_config_file(out: Path, command: str, conflicting: dict[str, object]) -> Path:
+    """The ``config.yaml`` that ``--resume`` continues with; refuses each option in ``conflicting``
+    (name -> its value) that was given, since it would change the run."""
+    given = [name for name, value in conflicting.items() if value]
+    if given:
+        raise ConfigError(f"--resume continues with the run's own config.yaml; drop {', '.join(given)}")
+    config_file = out / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"--resume: {config_file} not found; expected a run started with {command}")
+    return config_file
+
+
 def print_dry_run(config: GaudaConfig) -> None:
     """Print the resolved configuration as YAML, exactly as it would be saved in the run folder."""
     Console().print(to_yaml(config), end="", highlight=False, markup=False)

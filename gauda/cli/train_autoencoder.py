@@ -10,7 +10,15 @@ import typer
 
 from gauda.autoencoders.trainer import train_autoencoder
 from gauda.cli.data import Dataset, Root, data_updates
-from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
+from gauda.cli.options import (
+    ConfigFile,
+    DryRun,
+    Overrides,
+    Preset,
+    build_config,
+    print_dry_run,
+    resume_config_file,
+)
 from gauda.config import ConfigError
 from gauda.distributed import is_main_process
 
@@ -37,13 +45,8 @@ def autoencoder(
     if modality not in ("image", "mask"):
         raise ConfigError(f"--modality {modality!r}: expected 'image' or 'mask'")
     if resume:
-        if config_file is not None or overrides or dataset or root:
-            raise ConfigError(
-                "--resume continues with the run's own config.yaml; drop --config/--set/--dataset/--root"
-            )
-        config_file = out / "config.yaml"
-        if not config_file.is_file():
-            raise ConfigError(f"--resume: {config_file} not found; expected a run started with gauda train")
+        conflicting = {"--config": config_file, "--set": overrides, "--dataset": dataset, "--root": root}
+        config_file = resume_config_file(out, "gauda train autoencoder", conflicting)
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))
     if dry_run:
         print_dry_run(config)

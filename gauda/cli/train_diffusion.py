@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from gauda.cli.data import Dataset, Root, data_updates
-from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
+from gauda.cli.options import (
+    ConfigFile,
+    DryRun,
+    Overrides,
+    Preset,
+    build_config,
+    print_dry_run,
+    resume_config_file,
+)
 from gauda.config import ConfigError
 from gauda.diffusion.trainer import train_diffusion
 from gauda.distributed import is_main_process
@@ -42,14 +50,15 @@ def diffusion(
 ) -> None:
     """Train the denoiser of Eq. 5 on concat(image latents, mask latents); writes model.safetensors to OUT."""
     if resume:
-        if config_file is not None or overrides or dataset or root or image_autoencoder or mask_autoencoder:
-            raise ConfigError(
-                "--resume continues with the run's own config.yaml and autoencoders; drop "
-                "--config/--set/--dataset/--root/--image-autoencoder/--mask-autoencoder"
-            )
-        config_file = out / "config.yaml"
-        if not config_file.is_file():
-            raise ConfigError(f"--resume: {config_file} not found; expected a run started with gauda train")
+        conflicting = {
+            "--config": config_file,
+            "--set": overrides,
+            "--dataset": dataset,
+            "--root": root,
+            "--image-autoencoder": image_autoencoder,
+            "--mask-autoencoder": mask_autoencoder,
+        }
+        config_file = resume_config_file(out, "gauda train diffusion", conflicting)
     elif image_autoencoder is None or mask_autoencoder is None:
         raise ConfigError("--image-autoencoder and --mask-autoencoder: both required (trained run folders)")
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))

@@ -12,7 +12,15 @@ import typer
 from gauda.augmentation.config import SCHEME_NAMES
 from gauda.augmentation.training import check_image_size, check_scheme, train_segmenter
 from gauda.cli.data import Dataset, Root, Setting, data_updates
-from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
+from gauda.cli.options import (
+    ConfigFile,
+    DryRun,
+    Overrides,
+    Preset,
+    build_config,
+    print_dry_run,
+    resume_config_file,
+)
 from gauda.config import ConfigError
 from gauda.distributed import is_main_process
 from gauda.segmentation.config import MODEL_NAMES
@@ -79,20 +87,8 @@ def segmenter(
         scheme_updates["asynchronous"] = asynchronous
     if scheme_updates:
         updates["scheme"] = scheme_updates
-    if resume:
-        if config_file is not None:
-            raise ConfigError(
-                "--resume continues with OUT/config.yaml; drop --config (--set may change steps)"
-            )
-        config_file = out / "config.yaml"
-        if not config_file.is_file():
-            raise ConfigError(
-                f"--resume: {config_file} not found; expected a run started with gauda train segmenter"
-            )
-    elif (out / "last.safetensors").exists() and not dry_run:
-        raise ConfigError(
-            f"--out {out}: holds a run already (last.safetensors); pass --resume or choose a new folder"
-        )
+    if resume:  # --set may change what a resumed run may (segmentation.steps, ...)
+        config_file = resume_config_file(out, "gauda train segmenter", {"--config": config_file})
     config = build_config(preset, config_file, overrides, updates)
     check_image_size(config)
     check_scheme(config)

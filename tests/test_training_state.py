@@ -49,7 +49,7 @@ def test_restore_names_the_network_whose_weights_do_not_fit(tmp_path: Path) -> N
 
 def test_the_run_folder_guard(tmp_path: Path) -> None:
     assert check_run_folder(tmp_path, "toy", resume=False) == tmp_path / "last.safetensors"
-    with pytest.raises(ConfigError, match="no last.safetensors to continue from"):
+    with pytest.raises(ConfigError, match=r"no last\.safetensors to continue from"):
         check_run_folder(tmp_path, "toy", resume=True)
     state, _, _ = make_state()
     state.save(tmp_path / "last.safetensors")

@@ -39,11 +39,8 @@ from gauda.checkpoint import (
     check_finite_loss,
     check_stage,
     load_checkpoint,
-    load_weights,
-    rng_state,
     save_checkpoint,
     seed_everything,
-    set_rng_state,
 )
 from gauda.config import ConfigError
 from gauda.device import autocast, resolve_device
@@ -55,6 +52,7 @@ from gauda.segmentation.bayesian import BayesianSegmenter
 from gauda.segmentation.config import SegmentationConfig
 from gauda.segmentation.evaluate import evaluate_split
 from gauda.segmentation.sampler import MemberBatchSampler
+from gauda.training.state import TrainState
 from gauda.uncertainty.estimates import UncertaintySums
 
 logger = logging.getLogger(__name__)
@@ -213,12 +211,24 @@ class SegmentationTrainer:
         self.generator = torch.Generator(device=self.device).manual_seed(
             config.seed + 1_000_003 * self.ddp.rank
         )
-        self.step = 0  # completed optimisation steps
+        # model, optimiser, RNG and completed steps; the trainer adds its own state to its checkpoints
+        self.train_state = TrainState(
+            "segmentation", {"model": ("model", model)}, {"optimizer": self.optimizer}
+        )
         self.best_score: float | None = None
         self.best_step: int | None = None
         self.last_validation: ValidationResults | None = None
         self.metrics_log: MetricsLog | None = None  # open while fit runs; hooks may log to it
         self._share_logged = False
+
+    @property
+    def step(self) -> int:
+        """Completed optimisation steps."""
+        return self.train_state.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.train_state.step = value
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -238,6 +248,7 @@ class SegmentationTrainer:
             self.run_dir, resume_step=self.step if resume else None, enabled=self.ddp.is_main
         )
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not self.progress)
+        self.train_state.start_clock()
         try:
             for hook in self.hooks:
                 hook.on_train_start(self)
@@ -320,6 +331,7 @@ class SegmentationTrainer:
         for hook in self.hooks:
             hook.on_validation(self.step, results)
         score = table.label_mean_iou
+        self.train_state.lap(self.step)  # the training time the checkpoints record
         if not math.isnan(score) and (self.best_score is None or score > self.best_score):
             self.best_score, self.best_step = score, self.step
             if self.ddp.is_main:
@@ -345,21 +357,18 @@ class SegmentationTrainer:
     # -- checkpoints ------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "stage": "segmentation",
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-            "best_score": self.best_score,
-            "best_step": self.best_step,
-            "rng": rng_state(),
-            "generator": self.generator.get_state(),
-            "sampler": self.sampler.state_dict(),
-            "hooks": [hook.state_dict() for hook in self.hooks],
-            "config": self.full_config,
-            "class_names": list(self.class_names),
-            "in_channels": 3,
-        }
+        return self.train_state.state_dict(
+            {
+                "best_score": self.best_score,
+                "best_step": self.best_step,
+                "generator": self.generator.get_state(),
+                "sampler": self.sampler.state_dict(),
+                "hooks": [hook.state_dict() for hook in self.hooks],
+                "config": self.full_config,
+                "class_names": list(self.class_names),
+                "in_channels": 3,
+            }
+        )
 
     def save(self, path: Path) -> Path:
         """Write the whole training state atomically (safetensors + JSON, no pickle)."""
@@ -387,11 +396,8 @@ class SegmentationTrainer:
                 f"--resume {path}: the run had {len(saved_hooks)} training hooks with state; "
                 f"now {len(self.hooks)}"
             )
-        load_weights(self.model, state["model"], path, "model")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+        self.train_state.restore(path, "cpu", state)
         self.best_score, self.best_step = state["best_score"], state["best_step"]
-        set_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         self.sampler.load_state_dict(state["sampler"])
         if len(saved_hooks) == len(self.hooks):

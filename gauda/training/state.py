@@ -77,15 +77,19 @@ class TrainState:
         """Write the state (as of the last ``lap``) to ``path`` atomically."""
         return save_checkpoint(path, self.state_dict(extra))
 
-    def restore(self, path: Path, device: str | torch.device) -> dict[str, Any]:
-        """Load what ``path`` holds into the networks, optimisers and RNGs; returns the checkpoint."""
-        state = load_checkpoint(path, device=device)
+    def restore(
+        self, path: Path, device: str | torch.device, loaded: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Load what ``path`` holds (or ``loaded``, the checkpoint read already) into the networks,
+        optimisers and RNGs; returns the checkpoint."""
+        state = dict(loaded) if loaded is not None else load_checkpoint(path, device=device)
         for key, (name, module) in self.modules.items():
             load_weights(module, state[key], path, name)
         for key, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state[key])
         set_rng_state(state["rng"])
-        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        # checkpoints of segmenters written before TrainState carry no time
+        self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
         self._began = time.perf_counter()
         return state
 

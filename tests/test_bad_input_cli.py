@@ -265,3 +265,24 @@ def test_resume_refuses_options_that_would_change_the_run(tmp_path, capsys, monk
     assert code == 2 and "drop --image-autoencoder" in err
     code, _, err = run_cli(["train", "segmenter", "--out", str(run), "--resume"], capsys, monkeypatch)
     assert code == 2 and "config.yaml not found; expected a run started with gauda train segmenter" in err
+
+
+def test_a_segmenter_run_of_another_version_resumes_and_is_reused(tmp_path, capsys, monkeypatch) -> None:
+    """A key that another gauda version wrote into a slice the segmenter never reads (here a renamed demo
+    option) neither refuses --resume nor the experiment's reuse of the run."""
+    from gauda.experiment.runner import _check_reusable
+    from gauda.presets import resolve_config
+
+    run = tmp_path / "run"
+    overrides = set_args(
+        [o for o in tiny_overrides(tmp_path / "cache") if o.startswith(("data.", "segmentation."))]
+    )
+    code, _, err = run_cli(["train", "segmenter", "--out", str(run), *overrides], capsys, monkeypatch)
+    assert code == 0, err
+    saved = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(saved.replace("demo:\n", "demo:\n  autoencoder_scale: 0.5\n"))
+    config = resolve_config("tiny", overrides=[o for o in overrides if o != "--set"])
+    _check_reusable(run, config)  # no error: the demo slice is not the run's
+    resume = ["train", "segmenter", "--out", str(run), "--resume", "--set", "segmentation.steps=6"]
+    code, _, err = run_cli(resume, capsys, monkeypatch)
+    assert code == 0, err

@@ -34,14 +34,15 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the resolved conf
 
 
 def build_config(
-    preset: str, config_file: Path | None, overrides: list[str] | None, updates: dict[str, Any] | None = None
+    preset: str,
+    config_file: Path | None,
+    overrides: list[str] | None,
+    updates: dict[str, Any] | None = None,
+    file_keys: Sequence[str] | None = None,
 ) -> GaudaConfig:
-    """Resolve the configuration; ``updates`` carries the command's own options and wins last."""
-    return resolve_config(preset, config_file, overrides or (), updates)
-
-
-# what a segmenter run's commands read of its config.yaml (evaluate segmenter, augment)
-SEGMENTER_SLICES: tuple[str, ...] = ("data", "segmentation", "scheme")
+    """Resolve the configuration; ``updates`` carries the command's own options and wins last;
+    ``file_keys``: read only these slices of ``config_file`` (a run's own, on ``--resume``)."""
+    return resolve_config(preset, config_file, overrides or (), updates, file_keys)
 
 
 def run_configuration(

@@ -24,6 +24,7 @@ from gauda.cli.options import (
 from gauda.config import ConfigError
 from gauda.distributed import is_main_process
 from gauda.segmentation.config import MODEL_NAMES
+from gauda.segmentation.trainer import SEGMENTER_SLICES
 
 
 def segmenter(
@@ -89,7 +90,7 @@ def segmenter(
         updates["scheme"] = scheme_updates
     if resume:  # --set may change what a resumed run may (segmentation.steps, ...)
         config_file = resume_config_file(out, "gauda train segmenter", {"--config": config_file})
-    config = build_config(preset, config_file, overrides, updates)
+    config = build_config(preset, config_file, overrides, updates, SEGMENTER_SLICES if resume else None)
     check_image_size(config)
     check_scheme(config)
     if dry_run:

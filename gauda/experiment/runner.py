@@ -23,7 +23,7 @@ from gauda.config import ConfigError, to_dict
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.evaluate import evaluate_run
-from gauda.segmentation.trainer import RESUMABLE_OPTIONS, TrainingHook, config_changes
+from gauda.segmentation.trainer import TrainingHook, run_changes
 from gauda.workers import Job, run_jobs
 
 logger = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ def _check_reusable(run_dir: Path, config: GaudaConfig) -> None:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    changed = [
-        key
-        for key in config_changes(yaml.safe_load(saved.read_text()) or {}, to_dict(config))
-        if key not in RESUMABLE_OPTIONS
-    ]
+    changed = run_changes(yaml.safe_load(saved.read_text()) or {}, to_dict(config))
     if changed:
         raise ConfigError(
             f"--out: {run_dir} holds a run with another configuration ({', '.join(changed)}); "

@@ -58,6 +58,10 @@ from gauda.uncertainty.estimates import UncertaintySums
 logger = logging.getLogger(__name__)
 
 # Options a resumed run may change: they do not alter what the model learns.
+# The slices of the configuration a segmenter run reads: resume and reuse compare only these, so that a
+# value of another stage (a demo or toy option of another gauda version) never refuses a segmenter run.
+SEGMENTER_SLICES: tuple[str, ...] = ("data", "segmentation", "scheme")
+
 RESUMABLE_OPTIONS: tuple[str, ...] = (
     "segmentation.steps",
     "segmentation.num_workers",
@@ -147,6 +151,14 @@ class _TrainingLoss(torch.nn.Module):
 
 def metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def run_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The options of ``SEGMENTER_SLICES`` that differ between two configurations, except those a resumed
+    run may change (``RESUMABLE_OPTIONS``)."""
+    old = {key: value for key, value in old.items() if key in SEGMENTER_SLICES}
+    new = {key: value for key, value in new.items() if key in SEGMENTER_SLICES}
+    return [key for key in config_changes(old, new) if key not in RESUMABLE_OPTIONS]
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -380,9 +392,7 @@ class SegmentationTrainer:
             raise ConfigError(f"--resume: no checkpoint {path}; expected a run folder with last.safetensors")
         check_stage(path, "segmentation")
         state = load_checkpoint(path, device="cpu")
-        changed = [
-            key for key in config_changes(state["config"], self.full_config) if key not in RESUMABLE_OPTIONS
-        ]
+        changed = run_changes(state["config"], self.full_config)
         if changed:
             raise ConfigError(
                 f"--resume {path}: the configuration differs from the run's in {', '.join(changed)}; "

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
-from gauda.config import check
+from gauda.config import check, resolve
+from gauda.data.config import DATA_PRESETS, DataConfig
 from gauda.diffusion.config import SamplerName
+from gauda.segmentation.config import SEGMENTATION_PRESETS, SegmentationConfig
 from gauda.uncertainty.estimates import POOLINGS, QUANTITIES, Pooling, Quantity
 
 SchemeName = Literal["default", "adaptive", "uncertainty", "gauda"]
@@ -167,3 +171,33 @@ def scheme_variant(scheme: SchemeConfig, name: str) -> SchemeConfig:
 def base_scheme(name: str) -> str:
     """The scheme a variant name runs (the name itself for a plain scheme)."""
     return SCHEME_VARIANTS[name][0] if name in SCHEME_VARIANTS else name
+
+
+class SegmenterStageConfig(Protocol):
+    """The slices a segmenter run reads (the whole ``GaudaConfig`` is one): data, model and scheme."""
+
+    @property
+    def data(self) -> DataConfig: ...
+
+    @property
+    def segmentation(self) -> SegmentationConfig: ...
+
+    @property
+    def scheme(self) -> SchemeConfig: ...
+
+
+@dataclass(frozen=True)
+class SegmenterRunConfig:
+    """A segmenter run's configuration as a stage below the presets reads it back: the slices of
+    ``SegmenterStageConfig`` over the ``tiny`` presets (as the command line resolves a run's file)."""
+
+    data: DataConfig = field(default_factory=lambda: DATA_PRESETS["tiny"])
+    segmentation: SegmentationConfig = field(default_factory=lambda: SEGMENTATION_PRESETS["tiny"])
+    scheme: SchemeConfig = field(default_factory=lambda: SCHEME_PRESETS["tiny"])
+
+
+def segmenter_run_config(config_file: str | Path, overrides: Sequence[str] = ()) -> SegmenterRunConfig:
+    """The data, segmentation and scheme slices of a run's ``config.yaml`` (others it holds are left
+    alone), changed by ``KEY=VALUE`` overrides."""
+    keys = tuple(f.name for f in fields(SegmenterRunConfig))
+    return resolve(SegmenterRunConfig, SegmenterRunConfig(), config_file, overrides, file_keys=keys)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gauda.augmentation.adaptive import AdaptiveSampling
+from gauda.augmentation.config import SegmenterStageConfig
 from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.augmentation.uncertainty_sampling import UncertaintySampling
@@ -19,7 +20,6 @@ from gauda.data.splits import save_split
 from gauda.device import resolve_device
 from gauda.distributed import setup_distributed
 from gauda.generation.generator import PairGenerator
-from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook
@@ -28,7 +28,7 @@ from gauda.training.state import check_run_folder
 logger = logging.getLogger(__name__)
 
 
-def check_image_size(config: GaudaConfig) -> None:
+def check_image_size(config: SegmenterStageConfig) -> None:
     """Every level of the networks halves the frames: their side must be divisible by 2**(levels - 1)."""
     size, multiple = config.data.image_size, config.segmentation.min_size_multiple
     if size is not None and size % multiple:
@@ -38,7 +38,7 @@ def check_image_size(config: GaudaConfig) -> None:
         )
 
 
-def check_scheme(config: GaudaConfig) -> None:
+def check_scheme(config: SegmenterStageConfig) -> None:
     """GAUDA needs a diffusion run to generate from; the other schemes must not be given one silently."""
     scheme = config.scheme
     if scheme.name == "gauda":
@@ -59,7 +59,7 @@ def check_scheme(config: GaudaConfig) -> None:
             )
 
 
-def scheme_hooks(config: GaudaConfig, device: str | None = None) -> list[TrainingHook]:
+def scheme_hooks(config: SegmenterStageConfig, device: str | None = None) -> list[TrainingHook]:
     """The training hooks of ``config.scheme`` (none for the default scheme)."""
     scheme = config.scheme
     if scheme.name == "adaptive":
@@ -74,7 +74,7 @@ def scheme_hooks(config: GaudaConfig, device: str | None = None) -> list[Trainin
 
 
 def train_segmenter(
-    config: GaudaConfig,
+    config: SegmenterStageConfig,
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
@@ -96,7 +96,7 @@ def train_segmenter(
 
 
 def _train(
-    config: GaudaConfig,
+    config: SegmenterStageConfig,
     out: Path,
     is_main: bool,
     resume: bool,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, Protocol
 
 from gauda.config import check
+from gauda.data.config import DataConfig
 from gauda.device import PRECISIONS
 
 
@@ -168,3 +169,17 @@ MASK_AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
     ),
     "paper": replace(_PAPER, seed=1),
 }
+
+
+class AutoencoderStageConfig(Protocol):
+    """The slices an autoencoder run reads (the whole ``GaudaConfig`` is one): the trainer takes any
+    configuration that has them, so that this stage imports nothing above it."""
+
+    @property
+    def data(self) -> DataConfig: ...
+
+    @property
+    def image_autoencoder(self) -> AutoencoderConfig: ...
+
+    @property
+    def mask_autoencoder(self) -> AutoencoderConfig: ...

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gauda.autoencoders.config import AutoencoderConfig
+from gauda.autoencoders.config import AutoencoderConfig, AutoencoderStageConfig
 from gauda.autoencoders.vqgan import VQGAN
 from gauda.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gauda.config import from_dict, to_dict
 
-if TYPE_CHECKING:
-    from gauda.presets import GaudaConfig
-
 MODEL_FILE = "model.safetensors"
 
 
-def autoencoder_slice(config: GaudaConfig, modality: str) -> AutoencoderConfig:
+def autoencoder_slice(config: AutoencoderStageConfig, modality: str) -> AutoencoderConfig:
     if modality == "image":
         return config.image_autoencoder
     if modality == "mask":

@@ -18,7 +18,7 @@ from monai.networks.nets import PatchDiscriminator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gauda.autoencoders.config import AutoencoderConfig
+from gauda.autoencoders.config import AutoencoderConfig, AutoencoderStageConfig
 from gauda.autoencoders.evaluate import Modality, evaluate_autoencoder, model_input, reconstruction_rows
 from gauda.autoencoders.losses import (
     VGG16Features,
@@ -49,7 +49,6 @@ from gauda.data.splits import save_split
 from gauda.device import autocast, resolve_device
 from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
-from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 from gauda.training.seeds import step_generator
@@ -107,12 +106,17 @@ def latent_scale(model: VQGAN, dataset: PairedDataset, modality: Modality, devic
 
 
 def train_autoencoder(
-    config: GaudaConfig, modality: Modality, out: str | Path, resume: bool = False, progress: bool = True
+    config: AutoencoderStageConfig,
+    modality: Modality,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Train the ``modality`` autoencoder of ``config`` into the run folder ``out``; returns its metrics.
 
     Args:
-        config: the whole resolved configuration (the data and the autoencoder slices are used).
+        config: a configuration with the data and autoencoder slices (a ``GaudaConfig``); all of it is
+            saved with the run.
         modality: ``image`` (Eq. 3) or ``mask`` (Eq. 4).
         out: run folder; must not hold a run unless ``resume``.
         resume: continue the run in ``out`` from its last checkpoint.
@@ -130,7 +134,7 @@ def train_autoencoder(
 
 
 def _train(
-    config: GaudaConfig,
+    config: AutoencoderStageConfig,
     modality: Modality,
     out: Path,
     ddp: Distributed,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from gauda.config import check
+from gauda.data.config import DataConfig
 from gauda.device import PRECISIONS
 
 SamplerName = Literal["ddpm", "ddim", "dpmpp", "dpmpp_sde"]
@@ -155,3 +156,13 @@ _TINY = replace(
 )
 
 DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {"tiny": _TINY, "paper": _PAPER}
+
+
+class DiffusionStageConfig(Protocol):
+    """The slices a diffusion run reads (the whole ``GaudaConfig`` is one)."""
+
+    @property
+    def data(self) -> DataConfig: ...
+
+    @property
+    def diffusion(self) -> DiffusionConfig: ...

@@ -36,14 +36,13 @@ from gauda.data.dataset import PairedDataset, load_splits
 from gauda.data.splits import save_split
 from gauda.device import autocast, resolve_device
 from gauda.diffusion.condition import draw_condition, drop_condition
-from gauda.diffusion.config import DiffusionConfig
+from gauda.diffusion.config import DiffusionConfig, DiffusionStageConfig
 from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
 from gauda.diffusion.runs import AUTOENCODERS_FILE, MODEL_FILE, recorded_autoencoders, relative_autoencoders
 from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
 from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
-from gauda.presets import GaudaConfig
 from gauda.runlock import folder_lock
 from gauda.runlog import MetricsLog
 from gauda.training.seeds import step_generator
@@ -78,7 +77,7 @@ def autoencoder_runs(out: Path, image: str | Path | None, mask: str | Path | Non
 
 
 def train_diffusion(
-    config: GaudaConfig,
+    config: DiffusionStageConfig,
     out: str | Path,
     image_autoencoder: str | Path | None = None,
     mask_autoencoder: str | Path | None = None,
@@ -89,7 +88,8 @@ def train_diffusion(
     """Train the joint denoiser of ``config`` on latents of the two autoencoder runs; returns its metrics.
 
     Args:
-        config: the whole resolved configuration (the data and diffusion slices are used).
+        config: a configuration with the data and diffusion slices (a ``GaudaConfig``); all of it is
+            saved with the run.
         out: run folder; must not hold a run unless ``resume``.
         image_autoencoder: run folder of the image VQ-GAN (on resume: default, the recorded one).
         mask_autoencoder: run folder of the mask VQ-GAN (on resume: default, the recorded one).
@@ -107,7 +107,7 @@ def train_diffusion(
 
 
 def _train(
-    config: GaudaConfig,
+    config: DiffusionStageConfig,
     out: Path,
     ddp: Distributed,
     device: torch.device,

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gauda.augmentation.config import SegmenterStageConfig, segmenter_run_config
 from gauda.checkpoint import CheckpointError
 from gauda.config import ConfigError, to_dict
 from gauda.data.classes import IGNORE_INDEX
@@ -36,7 +37,6 @@ from gauda.generation.generator import PairGenerator, Sampling
 from gauda.generation.sample import class_hit_rates
 from gauda.io import atomic_path, atomic_write_json
 from gauda.metrics.generative import KID_SUBSETS, fid, kid
-from gauda.presets import GaudaConfig, resolve_config
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.evaluate import SplitEvaluation, evaluate_split, load_segmenter
 from gauda.segmentation.trainer import SegmentationTrainer
@@ -146,7 +146,7 @@ def resize_pairs(
 def real_only_evaluation(
     model: torch.nn.Module,
     pairs: Dataset,
-    config: GaudaConfig,
+    config: SegmenterStageConfig,
     class_names: Sequence[str],
     device: torch.device,
 ) -> SplitEvaluation:
@@ -158,7 +158,11 @@ def real_only_evaluation(
 
 
 def synthetic_only_evaluation(
-    pairs: GeneratedPairs, splits: DataSplits, config: GaudaConfig, run_dir: Path, progress: bool = True
+    pairs: GeneratedPairs,
+    splits: DataSplits,
+    config: SegmenterStageConfig,
+    run_dir: Path,
+    progress: bool = True,
 ) -> SplitEvaluation:
     """Synthetic-Only: a segmenter of ``config.segmentation`` trained on the generated pairs alone (validated
     on the real val split, which picks its best checkpoint), scored on the real test split."""
@@ -222,7 +226,7 @@ def save_sweep_figure(path: str | Path, sweep: Sequence[dict[str, Any]], feature
 
 def load_segmenter_run(
     run: Path, overrides: Sequence[str] = (), device: str | None = None
-) -> tuple[torch.nn.Module, dict[str, Any], GaudaConfig, torch.device]:
+) -> tuple[torch.nn.Module, dict[str, Any], SegmenterStageConfig, torch.device]:
     """The best checkpoint of a segmenter run, its state, the run's configuration (with ``overrides`` and,
     when given, ``device``) and the device."""
     config_file, checkpoint = run / "config.yaml", run / "best.safetensors"
@@ -231,7 +235,7 @@ def load_segmenter_run(
             raise ConfigError(
                 f"--segmenter {run}: {needed} not found; expected a run folder of gauda train segmenter"
             )
-    config = resolve_config("tiny", config_file, overrides)  # the run's own configuration, whole
+    config = segmenter_run_config(config_file, overrides)  # the run's own data, model and scheme
     torch_device = resolve_device(device or config.segmentation.device)
     segmentation = dataclasses.replace(config.segmentation, device=str(torch_device))
     config = dataclasses.replace(config, segmentation=segmentation)

@@ -164,23 +164,17 @@ def _train(
         betas=ae.betas,
         weight_decay=ae.weight_decay,
     )
-    adversarial = PatchAdversarialLoss(criterion=ae.adversarial_loss)
-    reconstruction_loss = ReconstructionLoss(ae, modality, splits.train, ddp, device)
     state = TrainState(
         f"{modality} autoencoder",
         {"model": ("model", model), "discriminator": ("discriminator", discriminator)},
         {"optimizer": optimizer, "discriminator_optimizer": disc_optimizer},
     )
+    reconstruction_loss = ReconstructionLoss(ae, modality, splits.train, ddp, device)
     if resume:
         state.restore(last_path, device)
         logger.info("resuming %s autoencoder at step %d of %d", modality, state.step, ae.steps)
     start = state.step
-    sampler: StepBatchSampler
-    if ae.frame_sampling == "rare_classes":
-        weights_of_frames = rare_class_frame_weights(frame_class_pixels(splits.train))
-        sampler = WeightedBatchSampler(weights_of_frames, ae.batch_size, ae.seed, start_step=start)
-    else:
-        sampler = EpochBatchSampler(len(splits.train), ae.batch_size, ae.seed, start_step=start)
+    sampler = frame_sampler(ae, splits.train, start)
     # the loader gets its own generator so that it never draws from the global RNG (resume equality)
     loader = DataLoader(
         splits.train,
@@ -188,11 +182,9 @@ def _train(
         num_workers=ae.num_workers,
         generator=torch.Generator(),
     )
-    # the usage counts of the codebook stay per process (summed at each dead-code check)
-    net = ddp.wrap(_Reconstruct(model), broadcast_buffers=False)
-    # batch-norm statistics stay per process (rank 0's are saved); broadcasting them between the two
-    # forward passes of a step is what some torch versions refuse
-    disc_net = ddp.wrap(discriminator, broadcast_buffers=False)
+    train_step = AutoencoderStep(
+        ae, modality, num_classes, state, reconstruction_loss, ddp, device, last_path
+    )
     # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
     log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
 
@@ -201,54 +193,10 @@ def _train(
     state.start_clock()
     for step, batch in zip(range(start, ae.steps), loader, strict=False):
         decay = ae.lr_decay ** (step // sampler.steps_per_epoch)  # exponential decay after every epoch
-        for group in optimizer.param_groups:
-            group["lr"] = ae.learning_rate * decay
-        for group in disc_optimizer.param_groups:
-            group["lr"] = ae.discriminator_learning_rate * decay
-        x = model_input(batch, modality, num_classes, device)  # (B, 3 or C, H, W)
-        if step == start:
-            ddp.log_share(len(x), ae.batch_size, "frames")
-        with autocast(device, ae.precision):
-            output, z, vq = net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
-        output, vq = output.float(), {k: v.float() for k, v in vq.items()}
-        reconstruction, fake = reconstruction_loss(output, x, batch)  # Eq. 3 or Eq. 4 ...
-        real = x
-        loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
-        values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
-        adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
-        if adversarial_on:  # ... + adversarial term, weighted adaptively as in VQ-GAN
-            # the discriminator itself (not its DDP wrapper): its gradients here are discarded
-            generator_loss = adversarial(
-                discriminator(fake)[-1], target_is_real=True, for_discriminator=False
-            )
-            lam = ae.adversarial_weight * adaptive_adversarial_weight(
-                reconstruction, generator_loss, model.last_layer(), ddp.mean if ddp.active else None
-            )
-            loss = loss + lam * generator_loss
-            values.update(generator=generator_loss.item(), adversarial_weight=lam.item())
-        loss_value = ddp.mean(loss.detach()).item()  # the global batch's, the same on every rank
-        check_finite_loss(loss_value, f"{modality} autoencoder, step {step}", last_path,
-                          f"{modality}_autoencoder.learning_rate")  # fmt: skip
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if adversarial_on:
-            d_real = adversarial(disc_net(real)[-1], target_is_real=True, for_discriminator=True)
-            d_fake = adversarial(disc_net(fake.detach())[-1], target_is_real=False, for_discriminator=True)
-            disc_loss = 0.5 * (d_real + d_fake)
-            disc_optimizer.zero_grad(set_to_none=True)
-            disc_loss.backward()
-            disc_optimizer.step()
-            values["discriminator"] = disc_loss.item()
-        if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
-            generator = step_generator(ae.seed, step)  # restarts are the same in a resumed run
-            ddp.sum_(model.quantizer.usage)  # the whole global batch's usage and encoder outputs
-            restarted = model.quantizer.restart_dead_codes(ddp.gather(z.detach()), generator)
-            values["dead_codes_restarted"] = restarted
-        values.update(loss=loss_value, lr=ae.learning_rate * decay)
+        values, loss = train_step(step, batch, decay, log_share=step == start)
         if step % 10 == 0 or step + 1 == ae.steps:
             log.log(step, ddp.mean_values(values))  # the mean over the processes of every term
-            bar.set_postfix(loss=f"{loss.item():.4f}", rec=f"{reconstruction.item():.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}", rec=f"{values['reconstruction']:.4f}")
         bar.update(1)
         if checkpoint_due(step, ae.checkpoint_every, ae.steps):
             state.lap(step + 1)
@@ -260,6 +208,106 @@ def _train(
         finish_autoencoder(model, splits, modality, ae, out, device, state.seconds) if ddp.is_main else None
     )
     return ddp.broadcast(metrics)
+
+
+def frame_sampler(ae: AutoencoderConfig, train: PairedDataset, start: int) -> StepBatchSampler:
+    """The frames of each step: rare-class frames drawn more often (``frame_sampling``), or epochs."""
+    if ae.frame_sampling == "rare_classes":
+        weights = rare_class_frame_weights(frame_class_pixels(train))
+        return WeightedBatchSampler(weights, ae.batch_size, ae.seed, start_step=start)
+    return EpochBatchSampler(len(train), ae.batch_size, ae.seed, start_step=start)
+
+
+class AutoencoderStep:
+    """One optimisation step of Eq. 3 or 4: reconstruction + vector quantisation + (from
+    ``adversarial_start``) the adaptively weighted adversarial term, then the discriminator's step and,
+    every ``dead_code_every`` steps, the restart of dead codes.
+
+    The networks and optimisers are the train state's (``model``, ``discriminator``, ``optimizer``,
+    ``discriminator_optimizer``)."""
+
+    def __init__(
+        self,
+        ae: AutoencoderConfig,
+        modality: Modality,
+        num_classes: int,
+        state: TrainState,
+        reconstruction_loss: ReconstructionLoss,
+        ddp: Distributed,
+        device: torch.device,
+        last_path: Path,
+    ) -> None:
+        self.ae, self.modality, self.num_classes = ae, modality, num_classes
+        self.model: VQGAN = state.modules["model"][1]  # type: ignore[assignment]
+        self.discriminator = state.modules["discriminator"][1]
+        self.optimizer = state.optimizers["optimizer"]
+        self.disc_optimizer = state.optimizers["discriminator_optimizer"]
+        self.reconstruction_loss, self.ddp, self.device, self.last_path = (
+            reconstruction_loss,
+            ddp,
+            device,
+            last_path,
+        )
+        self.adversarial = PatchAdversarialLoss(criterion=ae.adversarial_loss)
+        # the usage counts of the codebook stay per process (summed at each dead-code check)
+        self.net = ddp.wrap(_Reconstruct(self.model), broadcast_buffers=False)
+        # batch-norm statistics stay per process (rank 0's are saved); broadcasting them between the two
+        # forward passes of a step is what some torch versions refuse
+        self.disc_net = ddp.wrap(self.discriminator, broadcast_buffers=False)
+
+    def __call__(
+        self, step: int, batch: dict[str, Any], decay: float, log_share: bool = False
+    ) -> tuple[dict[str, float], float]:
+        """Train one step at learning-rate factor ``decay``; returns the values to log (each process's)
+        and this process's loss."""
+        ae, ddp, device, adversarial = self.ae, self.ddp, self.device, self.adversarial
+        for group in self.optimizer.param_groups:
+            group["lr"] = ae.learning_rate * decay
+        for group in self.disc_optimizer.param_groups:
+            group["lr"] = ae.discriminator_learning_rate * decay
+        x = model_input(batch, self.modality, self.num_classes, device)  # (B, 3 or C, H, W)
+        if log_share:
+            ddp.log_share(len(x), ae.batch_size, "frames")
+        with autocast(device, ae.precision):
+            output, z, vq = self.net(x)  # (B, 3 or C, H, W), (B, D, h, w), terms
+        output, vq = output.float(), {k: v.float() for k, v in vq.items()}
+        reconstruction, fake = self.reconstruction_loss(output, x, batch)  # Eq. 3 or Eq. 4 ...
+        loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
+        values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
+        adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
+        if adversarial_on:  # ... + adversarial term, weighted adaptively as in VQ-GAN
+            # the discriminator itself (not its DDP wrapper): its gradients here are discarded
+            generator_loss = adversarial(
+                self.discriminator(fake)[-1], target_is_real=True, for_discriminator=False
+            )
+            lam = ae.adversarial_weight * adaptive_adversarial_weight(
+                reconstruction, generator_loss, self.model.last_layer(), ddp.mean if ddp.active else None
+            )
+            loss = loss + lam * generator_loss
+            values.update(generator=generator_loss.item(), adversarial_weight=lam.item())
+        loss_value = ddp.mean(loss.detach()).item()  # the global batch's, the same on every rank
+        check_finite_loss(loss_value, f"{self.modality} autoencoder, step {step}", self.last_path,
+                          f"{self.modality}_autoencoder.learning_rate")  # fmt: skip
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if adversarial_on:
+            d_real = adversarial(self.disc_net(x)[-1], target_is_real=True, for_discriminator=True)
+            d_fake = adversarial(
+                self.disc_net(fake.detach())[-1], target_is_real=False, for_discriminator=True
+            )
+            disc_loss = 0.5 * (d_real + d_fake)
+            self.disc_optimizer.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            self.disc_optimizer.step()
+            values["discriminator"] = disc_loss.item()
+        if ae.dead_code_every and (step + 1) % ae.dead_code_every == 0:
+            generator = step_generator(ae.seed, step)  # restarts are the same in a resumed run
+            ddp.sum_(self.model.quantizer.usage)  # the whole global batch's usage and encoder outputs
+            restarted = self.model.quantizer.restart_dead_codes(ddp.gather(z.detach()), generator)
+            values["dead_codes_restarted"] = restarted
+        values.update(loss=loss_value, lr=ae.learning_rate * decay)
+        return values, loss.item()
 
 
 class ReconstructionLoss:

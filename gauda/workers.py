@@ -4,8 +4,9 @@ jobs whose inputs are finished, longest remaining chain first.
 
 The tiny models use two threads poorly, so on a 2-core CPU two one-thread processes get through more
 work than one two-thread process (BENCHMARKS.md, "Two trainings side by side"). Workers are spawned
-once and run one job after another (importing torch and MONAI takes seconds). Their log records and the last line of their
-progress bars come back over a pipe; the parent shows one line per running job above its own log.
+once and run one job after another (importing torch and MONAI takes seconds). Their log records and
+the last line of their progress bars come back over a pipe; the parent shows one line per running job
+above its own log.
 A job that fails stops the others: its error is raised in the parent, and the jobs it stopped keep
 their checkpoints for the next run.
 """

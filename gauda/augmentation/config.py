@@ -109,24 +109,16 @@ class SchemeConfig:
 
 # The paper: top 5 classes, a batch of synthetic pairs per validation, DDPM-1000 (here: the run's sampler).
 # GAUDA's choices beyond the paper's text, in both presets (the dataclass defaults stay the literal
-# reading, which the gauda-literal variant restores): UE_c pooled over the predicted and the labelled
-# pixels of a class, so that a class the model misses has an estimate, and a class labelled but hardly
-# predicted (at most 10 % of its pixels) counts as the most uncertain; a generated pair kept only when
-# its mask holds the requested class (4 pixels), and never in place of a real frame of a requested
-# class; and the real frames drawn by Adaptive Sampling's IoU weights (GAUDA "extends Adaptive
-# Sampling", Sec. 2.1): of the real-frame weightings measured under the generated pairs, IoU weights
-# beat uncertainty weights and uniform draws on the selection split (BENCHMARKS.md).
+# reading, which the gauda-literal variant restores; BENCHMARKS.md, "Training schemes"):
 _GAUDA = {
-    "uncertainty_pooling": "union",
-    "missed_ratio": 0.1,
-    "real_sampling": "adaptive",
-    "presence_pixels": 4,
-    "keep_requested_frames": True,
+    "uncertainty_pooling": "union",  # a class the model misses still has an estimate
+    "missed_ratio": 0.1,  # a class labelled but predicted on <= 10 % of its pixels is the most uncertain
+    "real_sampling": "adaptive",  # GAUDA "extends Adaptive Sampling" (Sec. 2.1); beat the other weights
+    "presence_pixels": 4,  # a generated pair is kept only if its mask holds the class asked for
+    "keep_requested_frames": True,  # and never replaces a real frame of a requested class
 }
 _PAPER = replace(SchemeConfig(), **_GAUDA)
-# A 2-core CPU: three classes of the nine synthetic ones; 64 pairs per validation (a 20-step sampler
-# makes them in about a second), so that each member trains on 64 distinct pairs per request; one pair
-# in each member's batch of 8 (a quarter cost 0.02 label mean on the selection split: BENCHMARKS.md).
+# A 2-core CPU: 3 of the 9 classes, 64 pairs per request (about a second), one pair in each batch of 8.
 _TINY = replace(_PAPER, top_k=3, num_pairs=64, generation_batch_size=16, replace_fraction=0.125)
 
 SCHEME_PRESETS: dict[str, SchemeConfig] = {"tiny": _TINY, "paper": _PAPER}

@@ -140,31 +140,22 @@ _TINY = replace(
 )
 
 IMAGE_AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
-    # Images: L1 weighted by the mask's class frequency^-1/2, so that thin, rare instruments are not
-    # blurred away, and 2400 steps (the adversarial term in the last 600). Judged by a real-trained
-    # segmenter on the reconstructions (gauda evaluate autoencoder), both matter: at 800 steps the grasper
-    # kept 0.25 of its IoU with a plain L1 and 0.46 weighted; at 2400 steps weighted, 0.69 (BENCHMARKS.md).
+    # L1 weighted by class frequency^-1/2 and 2400 steps, so that thin instruments survive (BENCHMARKS.md)
     "tiny": replace(_TINY, class_weight_power=0.5, steps=2400, adversarial_start=1800, checkpoint_every=400),
     "paper": _PAPER,
 }
 MASK_AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
-    # Masks: a larger codebook and learning rate (mean IoU 0.76 -> 0.80 at 800 steps, the rare Clip applier
-    # 0.08 -> 0.41), a Dice term beside the cross-entropy (+0.06 and +0.09 mean IoU in the two pairs of
-    # runs that differ in nothing else, through Blood, Grasper and the Clip applier), no adversarial term
-    # (0.901 without it against 0.855 with it from step 600, at 1150 steps), and 1150 steps: about 2
-    # minutes with 2 threads here, about 4.5 on the slower development machine seen. Batches drawn with
-    # rare-class frames more often: on 640 newly rendered frames the Clip applier (in 4 training videos)
-    # rose from 0.50-0.52 to 0.74-0.79 over three seeds, mean IoU 0.81-0.85 -> 0.88-0.89; more steps
-    # made it worse (BENCHMARKS.md).
+    # each choice raised the rare classes' reconstruction IoU (BENCHMARKS.md, "How the rest of the mask
+    # preset was chosen" and the 640-frame table)
     "tiny": replace(
         _TINY,
         seed=1,
-        frame_sampling="rare_classes",
-        codebook_size=1024,
+        frame_sampling="rare_classes",  # Clip applier 0.50 -> 0.74-0.79 on 640 new frames
+        codebook_size=1024,  # with the learning rate: mean IoU 0.76 -> 0.80, Clip applier 0.08 -> 0.41
         learning_rate=3e-3,
-        dice_weight=1.0,
-        adversarial_weight=0.0,
-        steps=1150,
+        dice_weight=1.0,  # +0.06 and +0.09 mean IoU in the pairs of runs that differ in nothing else
+        adversarial_weight=0.0,  # 0.901 without the term, 0.855 with it
+        steps=1150,  # about 2 minutes on 2 threads; more steps made the rare classes worse
         checkpoint_every=250,
     ),
     "paper": replace(_PAPER, seed=1),

@@ -140,19 +140,12 @@ _TINY = replace(
     batch_size=32,
     steps=2000,
     checkpoint_every=500,
-    # the stochastic DPM-Solver++: at 20 steps its pairs agree with a real-data segmenter within 2 % of
-    # DDPM-1000's, the deterministic one's 7 % below (BENCHMARKS.md, "Joint latent diffusion")
-    sampler="dpmpp_sde",
+    # why each, in BENCHMARKS.md, "Joint latent diffusion":
+    sampler="dpmpp_sde",  # at 20 steps within 2 % of DDPM-1000's mask-image agreement
     sampling_steps=20,
-    # eps-prediction at these sizes sampled latents of std ~6 instead of 1 (BENCHMARKS.md)
-    prediction="v",
-    # at w = 2 the rarest class (Clip applier, 1.4 % of the frames) came out in 53 % of the pairs asked
-    # for it, at w = 4 in 84 %, every class >= 80 % (BENCHMARKS.md, "Joint latent diffusion")
-    guidance=4.0,
-    # with uniform batches the Clip applier's hit rate went from 84 % to 77 % and 38 % with other
-    # autoencoders, and higher guidance did not bring it back (52 % at w = 8); drawing its frames more
-    # often gave 100 % at w = 2 and 4 on the model that gave 38 % (BENCHMARKS.md, "Joint latent diffusion")
-    frame_sampling="rare_classes",
+    prediction="v",  # eps-prediction sampled latents of std ~6 instead of 1 at these sizes
+    guidance=4.0,  # the rarest class in 84 % of the pairs asked for it (53 % at w = 2)
+    frame_sampling="rare_classes",  # its hit rate 38 % -> 100 % where guidance alone did not help
 )
 
 DIFFUSION_PRESETS: dict[str, DiffusionConfig] = {"tiny": _TINY, "paper": _PAPER}

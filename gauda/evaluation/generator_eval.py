@@ -246,6 +246,47 @@ def load_segmenter_run(
     return model, state, config, torch_device
 
 
+def sweep_point(
+    pair_generator: PairGenerator,
+    sampling: Sampling,
+    conditions: torch.Tensor,
+    size: tuple[int, ...],
+    model: torch.nn.Module,
+    config: SegmenterStageConfig,
+    extractor: Any,
+    real_features: torch.Tensor,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+) -> tuple[dict[str, Any], GeneratedPairs, SplitEvaluation]:
+    """One guidance scale of the sweep: its pairs, FID and KID against the real features, the real-trained
+    segmenter's IoU on them (Real-Only) and the hit rates; returns the sweep entry, the pairs and RO."""
+    began = time.perf_counter()
+    images, masks = generate_pairs(pair_generator, conditions, sampling, seed, batch_size, progress)
+    images, masks = resize_pairs(images, masks, size)
+    pairs = GeneratedPairs(images, masks, pair_generator.class_names)
+    features = extract_features(extractor, image_batches(images, batch_size), device)  # (N, D)
+    distance = kid(real_features, features, KID_SUBSETS, seed=seed)
+    ro_evaluation = real_only_evaluation(model, pairs, config, pair_generator.class_names, device)
+    ro = ro_evaluation.table
+    hits = conditioned_hit_rates(masks, conditions, pair_generator.class_names)
+    known = [rate for rate in hits.values() if rate is not None]
+    entry = {
+        "guidance": sampling.guidance,
+        "fid": _number(fid(real_features, features)),
+        "kid_mean": distance.mean,
+        "kid_std": distance.std,
+        "kid_subset_size": distance.subset_size,
+        "ro_iou": _number(ro.label_mean_iou),
+        "ro_dice": _number(ro.to_json()["label_mean_dice"]),
+        "hit_rate": hits,
+        "mean_hit_rate": sum(known) / len(known) if known else None,
+        "seconds": round(time.perf_counter() - began, 3),
+    }
+    return entry, pairs, ro_evaluation
+
+
 def evaluate_generator(
     run: str | Path,
     segmenter_run: str | Path,
@@ -325,33 +366,15 @@ def evaluate_generator(
     main_pairs: GeneratedPairs | None = None
     main_ro: SplitEvaluation | None = None
     for sampling in samplings:
-        began = time.perf_counter()
-        images, masks = generate_pairs(pair_generator, conditions, sampling, seed, batch_size, progress)
-        images, masks = resize_pairs(images, masks, size)
-        pairs = GeneratedPairs(images, masks, class_names)
-        features = extract_features(extractor, image_batches(images, batch_size), torch_device)  # (N, D)
-        distance = kid(real_features, features, KID_SUBSETS, seed=seed)
-        ro_evaluation = real_only_evaluation(model, pairs, config, class_names, torch_device)
-        ro = ro_evaluation.table
+        entry, pairs, ro_evaluation = sweep_point(
+            pair_generator, sampling, conditions, size, model, config, extractor, real_features, seed,
+            batch_size, torch_device, progress,
+        )  # fmt: skip
         if main_pairs is None:  # the first guidance scale is the main evaluation
             main_pairs, main_ro = pairs, ro_evaluation
-        hits = conditioned_hit_rates(masks, conditions, class_names)
-        known = [rate for rate in hits.values() if rate is not None]
-        sweep.append(
-            {
-                "guidance": sampling.guidance,
-                "fid": _number(fid(real_features, features)),
-                "kid_mean": distance.mean,
-                "kid_std": distance.std,
-                "ro_iou": _number(ro.label_mean_iou),
-                "ro_dice": _number(ro.to_json()["label_mean_dice"]),
-                "hit_rate": hits,
-                "mean_hit_rate": sum(known) / len(known) if known else None,
-                "seconds": round(time.perf_counter() - began, 3),
-            }
-        )
-        logger.info("guidance %g: FID %.3f, KID %.4f, RO IoU %s", sampling.guidance, sweep[-1]["fid"],
-                    distance.mean, sweep[-1]["ro_iou"])  # fmt: skip
+        sweep.append(entry)
+        logger.info("guidance %g: FID %.3f, KID %.4f, RO IoU %s", sampling.guidance, entry["fid"],
+                    entry["kid_mean"], entry["ro_iou"])  # fmt: skip
 
     main = sweep[0]
     assert main_pairs is not None and main_ro is not None  # samplings is never empty
@@ -389,7 +412,7 @@ def evaluate_generator(
         "real_split": real_split,
         "num_real": len(real),
         "feature_dim": real_features.shape[1],
-        "kid_subset_size": distance.subset_size,
+        "kid_subset_size": main["kid_subset_size"],
         "kid_subsets": KID_SUBSETS,
         "sweep": sweep,
         "ro_evaluation": main_ro.to_json(),

@@ -286,3 +286,19 @@ def test_a_segmenter_run_of_another_version_resumes_and_is_reused(tmp_path, caps
     resume = ["train", "segmenter", "--out", str(run), "--resume", "--set", "segmentation.steps=6"]
     code, _, err = run_cli(resume, capsys, monkeypatch)
     assert code == 0, err
+
+
+def test_an_autoencoder_run_of_another_version_resumes(tmp_path, capsys, monkeypatch) -> None:
+    run = tmp_path / "mask"
+    overrides = set_args([o for o in tiny_overrides(tmp_path / "cache") if o.startswith(("data.", "mask_"))])
+    code, _, err = run_cli(["train", "autoencoder", "--modality", "mask", "--out", str(run), *overrides],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    saved = (run / "config.yaml").read_text().replace("demo:\n", "demo:\n  autoencoder_scale: 0.5\n")
+    (run / "config.yaml").write_text(saved.replace("  steps: 2\n", "  steps: 4\n", 1))  # mask_autoencoder's
+    code, _, err = run_cli(["train", "autoencoder", "--modality", "mask", "--out", str(run), "--resume"],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    from gauda.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "last.safetensors")["step"] == 4

@@ -47,7 +47,10 @@ def autoencoder(
     if resume:
         conflicting = {"--config": config_file, "--set": overrides, "--dataset": dataset, "--root": root}
         config_file = resume_config_file(out, "gauda train autoencoder", conflicting)
-    config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))
+    # a resumed run reads only the slices it trains with from its config.yaml (another version's keys in
+    # other slices do not refuse it)
+    slices = ("data", f"{modality}_autoencoder") if resume else None
+    config = build_config(preset, config_file, overrides, data_updates(dataset, root, None), slices)
     if dry_run:
         print_dry_run(config)
         return

@@ -61,7 +61,8 @@ def diffusion(
         config_file = resume_config_file(out, "gauda train diffusion", conflicting)
     elif image_autoencoder is None or mask_autoencoder is None:
         raise ConfigError("--image-autoencoder and --mask-autoencoder: both required (trained run folders)")
-    config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))
+    slices = ("data", "diffusion") if resume else None  # a resumed run reads only its own slices
+    config = build_config(preset, config_file, overrides, data_updates(dataset, root, None), slices)
     if dry_run:
         print_dry_run(config)
         return

@@ -11,6 +11,7 @@ from torchmetrics.image.kid import poly_mmd
 
 from gauda.config import ConfigError
 from gauda.data.dataset import load_splits
+from gauda.data.transforms import resize_pairs
 from gauda.evaluation.features import (
     INCEPTION_NAME,
     SEGMENTER_ENCODER_NAME,
@@ -24,7 +25,6 @@ from gauda.evaluation.generator_eval import (
     conditioned_hit_rates,
     load_segmenter_run,
     real_only_evaluation,
-    resize_pairs,
     round_robin_conditions,
 )
 from gauda.evaluation.inception import WEIGHTS_ENV, WEIGHTS_URL, FIDInceptionV3, load_fid_inception

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from gauda.config import check, resolve
 from gauda.data.config import DATA_PRESETS, DataConfig
 from gauda.diffusion.config import SamplerName
-from gauda.segmentation.config import SEGMENTATION_PRESETS, SegmentationConfig
+from gauda.segmentation.config import SEGMENTATION_PRESETS, SEGMENTER_SLICES, SegmentationConfig
 from gauda.uncertainty.estimates import POOLINGS, QUANTITIES, Pooling, Quantity
 
 SchemeName = Literal["default", "adaptive", "uncertainty", "gauda"]
@@ -191,5 +191,6 @@ class SegmenterRunConfig:
 def segmenter_run_config(config_file: str | Path, overrides: Sequence[str] = ()) -> SegmenterRunConfig:
     """The data, segmentation and scheme slices of a run's ``config.yaml`` (others it holds are left
     alone), changed by ``KEY=VALUE`` overrides."""
-    keys = tuple(f.name for f in fields(SegmenterRunConfig))
-    return resolve(SegmenterRunConfig, SegmenterRunConfig(), config_file, overrides, file_keys=keys)
+    return resolve(
+        SegmenterRunConfig, SegmenterRunConfig(), config_file, overrides, file_keys=SEGMENTER_SLICES
+    )

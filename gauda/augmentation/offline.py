@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gauda.augmentation.config import SchemeConfig
@@ -29,6 +28,7 @@ from gauda.data.config import DataConfig
 from gauda.data.dataset import DataSplits, load_splits
 from gauda.data.figures import save_pair_grid
 from gauda.data.folder import check_output_folder
+from gauda.data.transforms import resize_pairs
 from gauda.data.writers import DatasetFormat, check_format, write_dataset
 from gauda.device import resolve_device
 from gauda.generation.generator import PairGenerator
@@ -49,11 +49,10 @@ MAX_OFFERED = 4  # generate at most this many times N pairs before giving up on 
 
 @dataclass
 class GeneratedPairs:
-    """The kept pairs (images (N, 3, H, W) in [0, 1], masks (N, H, W)), their conditions and the tally."""
+    """The kept pairs (images (N, 3, H, W) in [0, 1], masks (N, H, W)) and the tally."""
 
     images: torch.Tensor
     masks: torch.Tensor
-    conditions: torch.Tensor | None
     offered: int = 0
     seconds: float = 0.0
     absent: int = 0
@@ -89,7 +88,7 @@ def generate_pairs(
     sampling = generator.sampling(scheme.sampler, scheme.sampling_steps, scheme.guidance)
     device = generator.device
     noise = torch.Generator(device).manual_seed(seed)
-    images, masks, kept_conditions = [], [], []
+    images, masks = [], []
     kept, offered, absent = 0, 0, 0
     began = time.perf_counter()
     bar = tqdm(
@@ -108,11 +107,9 @@ def generate_pairs(
         if rows is not None and scheme.presence_pixels > 0:
             keep = presence_keep(mask, rows, scheme.presence_pixels)
             absent += int((~keep).sum())
-            image, mask, rows = image[keep], mask[keep], rows[keep]
+            image, mask = image[keep], mask[keep]
         images.append(image)
         masks.append(mask)
-        if rows is not None:
-            kept_conditions.append(rows)
         kept += len(image)
         bar.update(len(image))
     bar.close()
@@ -127,24 +124,11 @@ def generate_pairs(
     return GeneratedPairs(
         torch.cat(images),
         torch.cat(masks),
-        torch.cat(kept_conditions) if kept_conditions else None,
         offered,
         time.perf_counter() - began,
         absent,
         {"sampler": sampling.sampler, "steps": sampling.steps, "guidance": sampling.guidance},
     )
-
-
-def _match_size(pairs: GeneratedPairs, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generated pairs at the dataset's size (bilinear images, nearest masks)."""
-    if size is None or tuple(pairs.images.shape[-2:]) == (size, size):
-        return pairs.images, pairs.masks
-    logger.warning(
-        "generated pairs are %s px, the dataset %d px: resizing them", tuple(pairs.images.shape[-2:]), size
-    )
-    images = F.interpolate(pairs.images, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-    masks = F.interpolate(pairs.masks[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
-    return images, masks
 
 
 def _write(
@@ -158,23 +142,22 @@ def _write(
     progress: bool,
 ) -> None:
     """The real frames of every split, then the generated pairs (each its own video, in train)."""
-    images, masks = _match_size(pairs, size)
+    images, masks = pairs.images, pairs.masks
+    if size is not None:  # the dataset's size (None: native, which generated pairs have no other of)
+        images, masks = resize_pairs(images, masks, (size, size))
     pictures, labels = to_arrays(images, masks)
     names = [f"generated_{i:05d}" for i in range(len(pictures))]
     summary = dict(splits.summary)
     summary["videos"] = {**summary["videos"], "train": [*summary["videos"]["train"], *names]}
     summary["frames"] = {**summary["frames"], "train": summary["frames"]["train"] + len(names)}
     summary["generated"] = len(names)
-    real = [
-        (split, dataset)
-        for split, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test))
-    ]
-    total = sum(len(dataset) for _, dataset in real)
+    real = (splits.train, splits.val, splits.test)
+    total = sum(len(dataset) for dataset in real)
     with write_dataset(
         out, splits.class_names, format, overwrite, split=summary, always_train=names
     ) as writer:
         with tqdm(total=total + len(names), desc=f"writing {out.name}", disable=not progress) as bar:
-            for _, dataset in real:
+            for dataset in real:
                 for index in dataset.indices:
                     record_ = dataset.source.records[index]
                     writer.add(record_.name, record_.video, *dataset.frames.read(index))

@@ -12,8 +12,8 @@ from rich.console import Console
 from gauda.augmentation.offline import DRAWS, RECORD_FILE, augment_dataset
 from gauda.cli.options import Overrides, run_configuration
 from gauda.config import ConfigError
+from gauda.segmentation.config import SEGMENTER_SLICES
 from gauda.segmentation.evaluate import CHECKPOINT_NAMES
-from gauda.segmentation.trainer import SEGMENTER_SLICES
 
 
 def augment(

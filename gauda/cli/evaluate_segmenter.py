@@ -20,8 +20,9 @@ from gauda.cli.options import Overrides, run_configuration
 from gauda.config import ConfigError, to_dict
 from gauda.evaluation.masks import evaluate_mask_folders
 from gauda.io import atomic_write_json
+from gauda.segmentation.config import SEGMENTER_SLICES
 from gauda.segmentation.evaluate import CHECKPOINT_NAMES, evaluate_run
-from gauda.segmentation.trainer import SEGMENTER_SLICES, config_changes
+from gauda.segmentation.trainer import config_changes
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 

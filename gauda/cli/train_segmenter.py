@@ -23,8 +23,7 @@ from gauda.cli.options import (
 )
 from gauda.config import ConfigError
 from gauda.distributed import is_main_process
-from gauda.segmentation.config import MODEL_NAMES
-from gauda.segmentation.trainer import SEGMENTER_SLICES
+from gauda.segmentation.config import MODEL_NAMES, SEGMENTER_SLICES
 
 
 def segmenter(

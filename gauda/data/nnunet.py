@@ -166,13 +166,16 @@ class NnunetWriter:
         self.videos: dict[str, str] = {}  # case -> video
         self.test_cases: set[str] = set()
         self.ignored = False  # some mask holds ignored pixels: dataset.json declares the ignore label
+        for folder in ("imagesTr", "labelsTr"):
+            (staging / folder).mkdir()
 
     def add(self, name: str, video: str, image: np.ndarray, mask: np.ndarray) -> None:
         """Add one pair: image uint8 (H, W, 3), mask of class ids (H, W) with 255 = ignore."""
         case = checked_stem(name, image, mask, len(self.class_names), self.videos)
         part = "Ts" if video in self.test_videos else "Tr"
-        for folder in (f"images{part}", f"labels{part}"):
-            (self.staging / folder).mkdir(exist_ok=True)
+        if part == "Ts" and not self.test_cases:  # the test folders only when there is a test split
+            for folder in ("imagesTs", "labelsTs"):
+                (self.staging / folder).mkdir()
         write_png(self.staging / f"images{part}" / f"{case}_0000.png", np.ascontiguousarray(image, np.uint8))
         write_png(self.staging / f"labels{part}" / f"{case}.png", self.labels.encode(mask))
         self.ignored |= bool((mask == IGNORE_INDEX).any())
@@ -186,8 +189,6 @@ class NnunetWriter:
 
     def finish(self, num_folds: int = 5, seed: int = 0) -> None:
         """dataset.json, splits_final.json and gauda.json, once every pair is in."""
-        for folder in ("imagesTr", "labelsTr"):
-            (self.staging / folder).mkdir(exist_ok=True)
         training = {case: video for case, video in self.videos.items() if case not in self.test_cases}
         atomic_write_json(
             self.staging / "dataset.json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -11,6 +12,8 @@ from PIL import Image
 
 from gauda.data.classes import IGNORE_INDEX
 from gauda.data.config import AugmentConfig
+
+logger = logging.getLogger(__name__)
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,3 +77,18 @@ def rotate_pair(image: torch.Tensor, mask: torch.Tensor, angle: float) -> tuple[
     sampled = F.grid_sample(stacked, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
     rotated_mask = torch.where(sampled[1] > 0.5, sampled[0].round().long(), IGNORE_INDEX)
     return rotated, rotated_mask
+
+
+def resize_pairs(
+    images: torch.Tensor, masks: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs at ``size`` (H, W): images bilinear, masks nearest; unchanged when already that size."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images, masks
+    logger.warning(
+        "generated pairs are %dx%d, the real data %dx%d (data.image_size): resizing them (images bilinear, "
+        "masks nearest)", *images.shape[-2:], *size,
+    )  # fmt: skip
+    images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    masks = F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    return images, masks

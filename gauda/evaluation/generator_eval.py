@@ -31,6 +31,7 @@ from gauda.config import ConfigError, to_dict
 from gauda.data.classes import IGNORE_INDEX
 from gauda.data.dataset import DataSplits, Sample, classes_present, load_splits
 from gauda.data.splits import SPLITS
+from gauda.data.transforms import resize_pairs
 from gauda.device import resolve_device
 from gauda.evaluation.features import choose_extractor, extract_features, image_batches
 from gauda.generation.generator import PairGenerator, Sampling
@@ -126,21 +127,6 @@ def reconstructed_pairs(
         images.append(image.cpu())
         masks.append(torch.where(batch["mask"] == IGNORE_INDEX, IGNORE_INDEX, mask.cpu()))
     return GeneratedPairs(torch.cat(images), torch.cat(masks), pair_generator.class_names)
-
-
-def resize_pairs(
-    images: torch.Tensor, masks: torch.Tensor, size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs at ``size`` (H, W): images bilinear, masks nearest; unchanged when already that size."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images, masks
-    logger.warning(
-        "generated pairs are %dx%d, the real data %dx%d (data.image_size): resizing them (images bilinear, "
-        "masks nearest)", *images.shape[-2:], *size,
-    )  # fmt: skip
-    images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    masks = F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return images, masks
 
 
 def real_only_evaluation(

@@ -90,6 +90,10 @@ class SegmentationConfig:
         return self.val_num_samples if split == "val" else self.test_num_samples
 
 
+# The slices of the configuration a segmenter run reads: resume and reuse compare only these, so that a
+# value of another stage (a demo or toy option of another gauda version) never refuses a segmenter run.
+SEGMENTER_SLICES: tuple[str, ...] = ("data", "segmentation", "scheme")
+
 SEGMENTATION_PRESETS: dict[str, SegmentationConfig] = {
     # 64 px synthetic frames on a 2-core CPU: 4 small UNets (or a small PHiSeg), a few hundred steps.
     "tiny": SegmentationConfig(

@@ -49,7 +49,7 @@ from gauda.io import atomic_write_text
 from gauda.metrics.segmentation import SegmentationTable
 from gauda.runlog import MetricsLog
 from gauda.segmentation.bayesian import BayesianSegmenter
-from gauda.segmentation.config import SegmentationConfig
+from gauda.segmentation.config import SEGMENTER_SLICES, SegmentationConfig
 from gauda.segmentation.evaluate import evaluate_split
 from gauda.segmentation.sampler import MemberBatchSampler
 from gauda.training.state import TrainState
@@ -58,10 +58,6 @@ from gauda.uncertainty.estimates import UncertaintySums
 logger = logging.getLogger(__name__)
 
 # Options a resumed run may change: they do not alter what the model learns.
-# The slices of the configuration a segmenter run reads: resume and reuse compare only these, so that a
-# value of another stage (a demo or toy option of another gauda version) never refuses a segmenter run.
-SEGMENTER_SLICES: tuple[str, ...] = ("data", "segmentation", "scheme")
-
 RESUMABLE_OPTIONS: tuple[str, ...] = (
     "segmentation.steps",
     "segmentation.num_workers",

@@ -64,3 +64,22 @@ def test_presets_have_the_expected_sizes() -> None:
     assert DIFFUSION_PRESETS["paper"].channels == (224, 448, 896, 1344)
     assert DIFFUSION_PRESETS["paper"].attention_resolutions == (16, 8, 4)
     assert DIFFUSION_PRESETS["paper"].num_heads == 64 and DIFFUSION_PRESETS["paper"].sampling_steps == 1000
+
+
+def test_patches_fold_the_grid_so_the_levels_run_at_a_coarser_resolution() -> None:
+    """patch_size 2 on a 16x16 grid: the same shapes out, features (and attention) at 8x8 and 4x4."""
+    config = replace(SMALL, channels=(8, 16), attention_resolutions=(8,), patch_size=2)
+    model = DiffusionUNet(6, 5, 16, config)
+    z = torch.randn(2, 6, 16, 16)
+    assert model(z, torch.tensor([0, 500])).shape == z.shape
+    assert [block.attention is not None for blocks in model.down for block in blocks] == [True, False]
+    features = []
+    model.down[0][0].register_forward_hook(lambda module, args, out: features.append(out.shape[-1]))
+    model(z, torch.tensor([1, 2]))
+    assert features == [8]
+    assert model.stem.in_channels == 6 * 4 and model.head.out_channels == 6 * 4
+
+
+def test_a_grid_the_patches_and_levels_do_not_divide_is_refused() -> None:
+    with pytest.raises(ValueError, match="patch_size 2 x 2"):
+        DiffusionUNet(4, 3, 10, replace(SMALL, patch_size=2))

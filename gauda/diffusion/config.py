@@ -22,8 +22,10 @@ class DiffusionConfig:
 
     The UNet has one level per entry of ``channels`` (``num_res_blocks`` residual blocks with adaptive
     group norm each, a downsampling between levels); self-attention runs at every level whose feature
-    resolution (latent side / 2^level) is in ``attention_resolutions``, with ``num_heads`` heads, or with
-    heads of ``head_channels`` channels when that is set.
+    resolution (latent side / patch_size / 2^level) is in ``attention_resolutions``, with ``num_heads``
+    heads, or with heads of ``head_channels`` channels when that is set. With ``patch_size`` p > 1 the
+    UNet works on p x p cells of the latent grid folded into channels (as DiT's patches): a 32x32 grid
+    then costs the denoiser what a 16x16 one does, while the autoencoders keep their finer grid.
     """
 
     # denoiser
@@ -33,6 +35,7 @@ class DiffusionConfig:
     num_heads: int = 64
     head_channels: int | None = None  # when set, heads = channels // head_channels (num_heads ignored)
     dropout: float = 0.0
+    patch_size: int = 1  # latent cells per side folded into channels before the first level
     # noise schedule, shared by training and every sampler. LDM's "linear" schedule (Rombach et al.):
     # betas linear in sqrt between beta_start and beta_end, which diffusers calls "scaled_linear".
     num_train_timesteps: int = 1000
@@ -94,6 +97,7 @@ class DiffusionConfig:
             "an integer >= 1 or null",
             self.head_channels,
         )
+        check(self.patch_size >= 1, "patch_size", "an integer >= 1", self.patch_size)
         check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)", self.dropout)
         check(
             self.num_train_timesteps >= 2, "num_train_timesteps", "an integer >= 2", self.num_train_timesteps

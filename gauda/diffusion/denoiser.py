@@ -84,19 +84,21 @@ class DiffusionUNet(nn.Module):
     Args:
         in_channels: latent channels of the image plus the mask autoencoder.
         num_classes: length of the multi-hot condition.
-        latent_size: side s of the latents (fixes where attention runs).
-        config: architecture (channels, num_res_blocks, attention_resolutions, heads, dropout).
+        latent_size: side s of the latents (with ``patch_size`` p, the features start at s / p and
+            attention runs where s / p / 2^level is in ``attention_resolutions``).
+        config: architecture (channels, num_res_blocks, attention_resolutions, heads, dropout, patch_size).
     """
 
     def __init__(self, in_channels: int, num_classes: int, latent_size: int, config: DiffusionConfig) -> None:
         super().__init__()
-        levels = len(config.channels)
-        if latent_size % 2 ** (levels - 1):
+        levels, patch = len(config.channels), config.patch_size
+        if latent_size % (patch * 2 ** (levels - 1)):
             raise ValueError(
-                f"latent size {latent_size}: must be divisible by 2^{levels - 1} for "
-                f"{levels} levels of diffusion.channels {list(config.channels)}"
+                f"latent size {latent_size}: must be divisible by diffusion.patch_size {patch} x "
+                f"2^{levels - 1} for {levels} levels of diffusion.channels {list(config.channels)}"
             )
         self.in_channels, self.num_classes, self.latent_size = in_channels, num_classes, latent_size
+        self.patch_size = patch
         self.prediction = config.prediction
         # alpha_bar of the schedule, to turn a v-prediction into the eps that samplers take (not saved)
         self.register_buffer("alpha_bar", alpha_bar(config_betas(config)).float(), persistent=False)
@@ -107,10 +109,10 @@ class DiffusionUNet(nn.Module):
         self.condition = ConditionEmbedding(num_classes, embedding)
 
         def heads(level: int, channels: int) -> int | None:
-            resolution = latent_size // 2**level
+            resolution = latent_size // patch // 2**level
             return attention_heads(config, channels) if resolution in config.attention_resolutions else None
 
-        self.stem = nn.Conv2d(in_channels, base, 3, padding=1)
+        self.stem = nn.Conv2d(in_channels * patch**2, base, 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         skips = [base]
@@ -150,7 +152,7 @@ class DiffusionUNet(nn.Module):
             if level > 0:
                 self.upsample.append(Upsample(previous))
         self.norm = group_norm(previous)
-        self.head = nn.Conv2d(previous, in_channels, 3, padding=1)
+        self.head = nn.Conv2d(previous, in_channels * patch**2, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # start by predicting zero noise
         nn.init.zeros_(self.head.bias)
 
@@ -171,7 +173,7 @@ class DiffusionUNet(nn.Module):
         """
         embedding = self.time_mlp(timestep_embedding(t, self.time_channels))  # (B, E)
         embedding = embedding + self.condition(classes, null, z.shape[0])
-        h = self.stem(z)  # (B, c0, s, s)
+        h = self.stem(F.pixel_unshuffle(z, self.patch_size))  # (B, c0, s / p, s / p)
         skips = [h]
         for level, blocks in enumerate(self.down):
             for block in blocks:
@@ -187,7 +189,7 @@ class DiffusionUNet(nn.Module):
                 h = block(torch.cat([h, skips.pop()], dim=1), embedding)
             if i < len(self.upsample):
                 h = self.upsample[i](h)
-        return self.head(F.silu(self.norm(h)))  # (B, D, s, s)
+        return F.pixel_shuffle(self.head(F.silu(self.norm(h))), self.patch_size)  # (B, D, s, s)
 
     def as_denoiser(self):
         """The network as a sampler's ``denoiser(z_t, t, condition, null=None) -> eps`` (condition None:

@@ -302,3 +302,18 @@ def test_an_autoencoder_run_of_another_version_resumes(tmp_path, capsys, monkeyp
     from gauda.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "last.safetensors")["step"] == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--resume",), "--fork with --resume"),
+        ((), "no fork.safetensors; expected a run trained with --save-fork"),
+    ],
+)
+def test_a_fork_with_resume_or_without_its_file_is_refused(
+    tmp_path, capsys, monkeypatch, extra, message
+) -> None:
+    args = ["train", "segmenter", "--out", str(tmp_path / "run"), "--fork", str(tmp_path), *extra]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2 and message in err and not (tmp_path / "run").exists()

@@ -84,6 +84,10 @@ def test_results_json_has_every_documented_key(demo_run) -> None:
         assert {"per_class", "label_mean_iou", "sample_mean_iou", "sample_median_iou", "training"} <= set(
             evaluation
         )
+    # the schemes after the first started from its state before the first validation
+    training = {scheme: evaluation["training"] for scheme, evaluation in results["segmentation"].items()}
+    assert "forked_at_step" not in training["default"]
+    assert training["adaptive"]["forked_at_step"] == training["gauda"]["forked_at_step"] >= 1
     generator = results["generator"]
     assert {
         "fid",

@@ -24,6 +24,7 @@ from gauda.experiment.experiment import EXPERIMENT_FILE, run_experiment
 from gauda.experiment.report import columns_of, gauda_comparisons, markdown_table, result_table
 from gauda.experiment.runner import EVALUATION_FILE, RunSpec, plan_runs, run_config
 from gauda.experiment.statistics import cohens_d, compare_frames, video_bootstrap
+from gauda.segmentation.trainer import FORK_FILE
 
 # -- statistics -------------------------------------------------------------------------------------------
 
@@ -336,6 +337,10 @@ def test_experiment_writes_the_table_comparisons_and_curves(finished: Finished) 
     assert list(experiment["runs"]) == names
     for name, run in experiment["runs"].items():
         assert run["training"]["step"] == 4 and run["scheme"] == name.split("-")[0]
+        # adaptive started from default's state before the first validation of the same seed
+        fork = run["training"].get("forked_from")
+        assert fork == (None if name.startswith("default") else str(
+            finished.out / "runs" / name.replace("adaptive", "default") / FORK_FILE))  # fmt: skip
         saved = json.loads((finished.out / "runs" / name / EVALUATION_FILE).read_text())
         assert saved["split"] == "test" and saved["frames"]
         assert saved["label_mean_iou"] == run["label_mean_iou"]

@@ -12,8 +12,9 @@ import torch
 from gauda.augmentation.training import train_segmenter
 from gauda.augmentation.uncertainty_guided import CHOICES_FILE, UncertaintyGuidedAugmentation
 from gauda.cli import main
+from gauda.config import ConfigError
 from gauda.segmentation.evaluate import load_segmenter
-from gauda.segmentation.trainer import TrainingHook
+from gauda.segmentation.trainer import FORK_FILE, TrainingHook
 
 torch.set_num_threads(1)
 GAUDA = (
@@ -191,3 +192,45 @@ def test_cli_scheme_gauda_without_a_generator_is_a_clear_error(tmp_path, monkeyp
     )
     assert "--scheme 'magic'" in error
     assert not (tmp_path / "last.safetensors").exists()
+
+
+def metric_rows(run) -> list[tuple[str, str, str]]:
+    """metrics.csv without the rows that measure time."""
+    with (run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return [(r["step"], r["name"], r["value"]) for r in rows if "seconds" not in r["name"]]
+
+
+@pytest.mark.parametrize("scheme", ["adaptive", "gauda"])
+def test_a_run_forked_before_the_first_validation_is_the_run_trained_from_step_0(
+    tiny_generator, tmp_path, scheme
+) -> None:
+    default = tiny_generator.config(extra=("segmentation.steps=4",))
+    train_segmenter(default, tmp_path / "default", progress=False, save_fork=True)
+    assert (tmp_path / "default" / FORK_FILE).is_file()
+    generator = f"scheme.generator={tiny_generator.diffusion}"
+    extra = (f"scheme.name={scheme}", generator, *PRESET, "segmentation.steps=4")
+    config = tiny_generator.config(extra=extra)
+    whole, forked = Recorder(), Recorder()
+    train_segmenter(config, tmp_path / "whole", progress=False, extra_hooks=[whole])
+    summary = train_segmenter(config, tmp_path / "forked", progress=False, extra_hooks=[forked],
+                              fork=tmp_path / "default" / FORK_FILE)  # fmt: skip
+    assert summary["step"] == 4 and summary["forked_from"].endswith(FORK_FILE)
+    assert sorted(forked.batches) == [2, 3] and sorted(whole.batches) == [0, 1, 2, 3]
+    for name in ("last.safetensors", "best.safetensors"):
+        a, b = (load_segmenter(tmp_path / run / name, torch.device("cpu"))[0].state_dict()
+                for run in ("whole", "forked"))  # fmt: skip
+        assert all(torch.equal(a[key], b[key]) for key in a), name
+    assert metric_rows(tmp_path / "forked") == metric_rows(tmp_path / "whole")
+
+
+def test_a_fork_of_other_data_or_another_step_is_refused(tiny_generator, tmp_path) -> None:
+    train_segmenter(tiny_generator.config(extra=("segmentation.steps=4",)), tmp_path / "default",
+                    progress=False, save_fork=True)  # fmt: skip
+    fork = tmp_path / "default" / FORK_FILE
+    other_model = tiny_generator.config(extra=("segmentation.steps=4", "segmentation.learning_rate=0.5"))
+    with pytest.raises(ConfigError, match=r"differs from the run's in segmentation\.learning_rate"):
+        train_segmenter(other_model, tmp_path / "a", progress=False, fork=fork)
+    shorter = tiny_generator.config(extra=("segmentation.steps=1",))  # validates at step 1
+    with pytest.raises(ConfigError, match=r"saved at step 2; expected this run's first validation step 1"):
+        train_segmenter(shorter, tmp_path / "b", progress=False, fork=fork)

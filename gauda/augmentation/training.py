@@ -79,9 +79,15 @@ def train_segmenter(
     resume: bool = False,
     progress: bool = True,
     extra_hooks: Sequence[TrainingHook] = (),
+    fork: str | Path | None = None,
+    save_fork: bool = False,
 ) -> dict[str, Any]:
     """Train ``config.segmentation``'s model on ``config.data`` with ``config.scheme`` into ``out``
     (``extra_hooks`` run after the scheme's, e.g. to record or stop a run).
+
+    ``save_fork`` also writes the state just before the first validation (``FORK_FILE``); ``fork``, such a
+    file of a run of the same data and model, starts this run there (any scheme: until its first
+    validation every scheme trains the same steps), so that it skips them; a resumed run ignores it.
 
     Writes checkpoints, ``metrics.csv``, ``config.yaml`` and ``split.json`` (and the scheme's own files)
     into ``out``; returns a summary (steps, best and last validation scores, wall time, GAUDA's wait time).
@@ -92,7 +98,7 @@ def train_segmenter(
     check_scheme(config)
     ddp, _ = setup_distributed(resolve_device(config.segmentation.device))
     with folder_lock(out, enabled=ddp.is_main):
-        return _train(config, out, ddp.is_main, resume, progress, extra_hooks)
+        return _train(config, out, ddp.is_main, resume, progress, extra_hooks, fork, save_fork)
 
 
 def _train(
@@ -102,6 +108,8 @@ def _train(
     resume: bool,
     progress: bool,
     extra_hooks: Sequence[TrainingHook],
+    fork: str | Path | None,
+    save_fork: bool,
 ) -> dict[str, Any]:
     check_run_folder(out, "segmentation", resume)  # before split.json is written into another stage's run
     splits = load_splits(config.data, progress=progress)
@@ -123,9 +131,10 @@ def _train(
         to_dict(config),
         hooks=all_hooks,
         progress=progress,
+        save_fork=save_fork,
     )
     start = time.perf_counter()
-    results = trainer.fit(resume=resume)
+    results = trainer.fit(resume=resume, fork=None if resume or fork is None else Path(fork))
     summary: dict[str, Any] = {
         "run": str(out),
         "model": config.segmentation.model,
@@ -136,6 +145,8 @@ def _train(
         "last_val_label_mean_iou": results.table.label_mean_iou if results is not None else None,
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
+    if fork is not None and not resume:
+        summary["forked_from"], summary["forked_at_step"] = str(fork), trainer.first_validation_step
     for hook in hooks:
         if isinstance(hook, UncertaintyGuidedAugmentation):
             summary["synthetic_wait_seconds"] = round(hook.wait_seconds, 3)

@@ -24,6 +24,7 @@ from gauda.cli.options import (
 from gauda.config import ConfigError
 from gauda.distributed import is_main_process
 from gauda.segmentation.config import MODEL_NAMES, SEGMENTER_SLICES
+from gauda.segmentation.trainer import FORK_FILE
 
 
 def segmenter(
@@ -63,6 +64,23 @@ def segmenter(
             "(--set may change segmentation.steps).",
         ),
     ] = False,
+    save_fork: Annotated[
+        bool,
+        typer.Option(
+            "--save-fork",
+            help="Also save the state just before the first validation (fork.safetensors), from which "
+            "runs of other schemes can start with --fork OUT.",
+        ),
+    ] = False,
+    fork: Annotated[
+        Path | None,
+        typer.Option(
+            "--fork",
+            help="Start from this run's fork.safetensors (trained with --save-fork, same data and model, "
+            "any scheme): every scheme trains the same steps until its first validation, so they are "
+            "skipped, and the run is the one trained from step 0.",
+        ),
+    ] = None,
     dataset: Dataset = None,
     root: Root = None,
     setting: Setting = None,
@@ -87,6 +105,10 @@ def segmenter(
         scheme_updates["asynchronous"] = asynchronous
     if scheme_updates:
         updates["scheme"] = scheme_updates
+    if fork is not None and resume:
+        raise ConfigError("--fork with --resume: a resumed run continues from its own checkpoint; give one")
+    if fork is not None and not (fork / FORK_FILE).is_file():
+        raise ConfigError(f"--fork {fork}: no {FORK_FILE}; expected a run trained with --save-fork")
     if resume:  # --set may change what a resumed run may (segmentation.steps, ...)
         config_file = resume_config_file(out, "gauda train segmenter", {"--config": config_file})
     config = build_config(preset, config_file, overrides, updates, SEGMENTER_SLICES if resume else None)
@@ -95,6 +117,8 @@ def segmenter(
     if dry_run:
         print_dry_run(config)
         return
-    summary = train_segmenter(config, out, resume=resume)
+    summary = train_segmenter(
+        config, out, resume=resume, fork=fork / FORK_FILE if fork else None, save_fork=save_fork
+    )
     if is_main_process():  # once, not once per torchrun process
         typer.echo(json.dumps(summary, indent=2))

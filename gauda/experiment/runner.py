@@ -3,6 +3,9 @@ split; finished runs are found and reused, stopped runs resumed, so a re-run con
 
 Each run lives in ``OUT/runs/<scheme>[-aug]-seed<k>/`` as an ordinary ``gauda train segmenter`` run
 folder (with its ``evaluation_test.json``), so any one of them can be inspected or re-evaluated alone.
+The first scheme's runs save their state just before the first validation, and the other schemes' runs
+of the same seed start there when it is on disk (``fork``): until its first validation every scheme trains
+the same steps, so each such run is the one trained from step 0, bit for bit, less those steps' time.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from gauda.config import ConfigError, to_dict
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.evaluate import evaluate_run
-from gauda.segmentation.trainer import TrainingHook, run_changes
+from gauda.segmentation.trainer import FORK_FILE, TrainingHook, run_changes
 from gauda.workers import Job, run_jobs
 
 logger = logging.getLogger(__name__)
@@ -91,13 +94,21 @@ def train_and_evaluate(
     resume: bool = False,
     progress: bool = True,
     extra_hooks: Sequence[TrainingHook] = (),
+    fork: Path | None = None,
+    save_fork: bool = False,
 ) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) one segmenter into ``run_dir`` and score its best checkpoint
     on the test split; returns ``evaluation_test.json`` (every frame's scores, the training summary).
-    ``extra_hooks`` join the scheme's (e.g. ``SplitCurve`` for the test split's curves)."""
+    ``extra_hooks`` join the scheme's (e.g. ``SplitCurve`` for the test split's curves); ``fork`` (a run's
+    ``FORK_FILE``, used when it exists) and ``save_fork`` as in ``train_segmenter``."""
     evaluation_path = run_dir / EVALUATION_FILE
     start = time.perf_counter()
-    summary = train_segmenter(config, run_dir, resume=resume, progress=progress, extra_hooks=extra_hooks)
+    if fork is not None and not fork.is_file():
+        logger.info("%s: no %s, training from step 0 (the same run, without the shared steps' saving)",
+                    run_dir.name, fork)  # fmt: skip
+        fork = None
+    summary = train_segmenter(config, run_dir, resume=resume, progress=progress, extra_hooks=extra_hooks,
+                              fork=fork, save_fork=save_fork)  # fmt: skip
     evaluate_run(run_dir, config.data, config.segmentation, "test", "best", progress=progress)
     evaluation = json.loads(evaluation_path.read_text())
     evaluation["training"] = {
@@ -136,10 +147,13 @@ def run_one(
     out: Path,
     progress: bool = True,
     held_out_seed: int | None = None,
+    fork_from: RunSpec | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; reuse its evaluation when it was trained to
     ``segmentation.steps`` already. With ``held_out_seed``, the evaluation returned is the one on newly
-    rendered videos (``held_out_evaluation``) instead of the test split's."""
+    rendered videos (``held_out_evaluation``) instead of the test split's. ``fork_from``: the run (of the
+    first scheme) whose state before its first validation this one starts from when it is on disk; None:
+    this run is a first scheme's and saves that state."""
     config = run_config(base, spec, generator)
     run_dir = out / "runs" / spec.name
     _check_reusable(run_dir, config)
@@ -153,7 +167,10 @@ def run_one(
             evaluation = found
     if evaluation is None:
         resume = (run_dir / "last.safetensors").is_file()
-        evaluation = train_and_evaluate(config, run_dir, resume, progress)
+        fork = out / "runs" / fork_from.name / FORK_FILE if fork_from else None
+        evaluation = train_and_evaluate(
+            config, run_dir, resume, progress, fork=fork, save_fork=fork_from is None
+        )
     if held_out_seed is None:
         return evaluation
     held_out_path = run_dir / f"evaluation_heldout-seed{held_out_seed}.json"
@@ -180,6 +197,8 @@ def run_grid(
     if any(base_scheme(spec.scheme) == "gauda" for spec in runs):
         check_scheme(run_config(base, RunSpec("gauda", False, 0), generator))
     results: dict[str, dict[str, Any]] = {}
+    first = runs[0].scheme if runs else None
+    sources = {spec.name: None if spec.scheme == first else replace(spec, scheme=first) for spec in runs}
     if min(jobs, len(runs)) > 1:
         specs = {spec.name: spec for spec in runs}
 
@@ -189,7 +208,10 @@ def run_grid(
 
         run_jobs(
             [Job(spec.name) for spec in runs],
-            lambda name: (run_one, (base, specs[name], generator, out, progress, held_out_seed)),
+            lambda name: (
+                run_one,
+                (base, specs[name], generator, out, progress, held_out_seed, sources[name]),
+            ),
             finished,
             min(jobs, len(runs)),
             headline=lambda: f"experiment: {len(results)} of {len(runs)} runs finished",
@@ -197,5 +219,5 @@ def run_grid(
         return {spec.name: results[spec.name] for spec in runs}
     for number, spec in enumerate(runs, 1):
         logger.info("experiment run %d/%d: %s", number, len(runs), spec.name)
-        results[spec.name] = run_one(base, spec, generator, out, progress, held_out_seed)
+        results[spec.name] = run_one(base, spec, generator, out, progress, held_out_seed, sources[spec.name])
     return results

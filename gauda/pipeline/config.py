@@ -32,6 +32,9 @@ class DemoConfig:
     image_autoencoder_scale: float | None = None
     diffusion_scale: float | None = None
     segmentation_scale: float | None = None  # every scheme's segmenter and the Synthetic-Only one
+    # The schemes after the first start from its state just before the first validation: every scheme
+    # trains the same steps until then, so each is the run trained from step 0, less that time
+    fork_segmenters: bool = True
     # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
     # (``gauda.workers``); 1 runs them one after another in this process.
     jobs: int = 1

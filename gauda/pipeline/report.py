@@ -219,6 +219,7 @@ def _segmentation_section(
         (
             s,
             _number(segmentation[s]["training"].get("wall_seconds"), 1),
+            _started(segmentation[s]["training"], schemes[0]),
             _number(segmentation[s]["training"].get("synthetic_wait_seconds"), 2),
             segmentation[s]["training"].get("best_step"),
         )
@@ -244,12 +245,25 @@ def _segmentation_section(
         "<p>Test IoU per class of the segmenter trained with each scheme (best of each row in bold).</p>"
         + _table(("class", *schemes), rows)
         + _table(
-            ("scheme", "training seconds", "waited for synthetic pairs (s)", "best validation step"), training
+            (
+                "scheme",
+                "training seconds",
+                "trained from",
+                "waited for synthetic pairs (s)",
+                "best validation step",
+            ),
+            training,
         )
         + _class_curves(schemes, class_names, rare, classes, out)
         + curves
         + uncertainty
     )
+
+
+def _started(training: dict[str, Any], first: str) -> str:
+    """Where a segmenter's training began: step 0, or the first scheme's state before its validation."""
+    step = training.get("forked_at_step")
+    return "step 0" if step is None else f"step {step} of {html.escape(first)}'s run (the same until then)"
 
 
 def _class_curves(

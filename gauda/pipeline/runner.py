@@ -80,14 +80,20 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
     """The demo's stages for ``config`` (one segmentation stage per ``demo.schemes`` entry)."""
     demo, num_classes = config.demo, 9
     segmentation_work = lambda c: float(c.segmentation.steps)  # noqa: E731
+
+    def forked_work(c: GaudaConfig) -> float:  # a forked segmenter trains from its first validation on
+        return float(c.segmentation.steps - min(c.segmentation.val_every, c.segmentation.steps))
+
+    first = demo.schemes[0]
+    forked = (f"segmentation_{first}",) if demo.fork_segmenters else ()  # its state before validation
     segmenters = [
         Stage(
             f"segmentation_{scheme}",
             f"segmenter, {scheme} scheme",
             stages.segmentation_stage(scheme),
             ("data", "segmentation", "scheme") if scheme != "default" else ("data", "segmentation"),
-            ("diffusion",) if scheme == "gauda" else (),
-            segmentation_work,
+            (*(("diffusion",) if scheme == "gauda" else ()), *(forked if scheme != first else ())),
+            forked_work if forked and scheme != first else segmentation_work,
             0.45,
         )
         for scheme in demo.schemes

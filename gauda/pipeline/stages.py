@@ -29,6 +29,7 @@ from gauda.generation.sample import GRID_FILE, sample_pairs
 from gauda.io import atomic_write_json
 from gauda.presets import GaudaConfig
 from gauda.segmentation.curves import SplitCurve
+from gauda.segmentation.trainer import FORK_FILE
 from gauda.toy.experiment import run_toy, summarize
 from gauda.toy.figures import save_figures
 
@@ -147,12 +148,16 @@ def segmentation_stage(scheme: str) -> StageFunction:
         config = context.config
         generator = str(context.inputs["diffusion"]) if scheme == "gauda" else None
         spec = RunSpec(scheme, config.data.augment.enabled, config.segmentation.seed)
+        first = config.demo.schemes[0]  # the others start from its state before the first validation
+        fork = context.inputs.get(f"segmentation_{first}") if config.demo.fork_segmenters else None
         evaluation = train_and_evaluate(
             run_config(config, spec, generator),
             context.folder,
             resume=_resume(context),
             progress=context.progress,
             extra_hooks=[SplitCurve(config.data, "test")],  # the report's per-class curves
+            fork=fork / FORK_FILE if fork is not None and scheme != first else None,
+            save_fork=scheme == first,
         )
         evaluation.pop("frames", None)  # kept in the run folder's evaluation_test.json
         return evaluation

@@ -57,6 +57,11 @@ from gauda.uncertainty.estimates import UncertaintySums
 
 logger = logging.getLogger(__name__)
 
+# A run's state just before its first validation, saved with ``save_fork``, and its metrics until then: until
+# its first validation every scheme trains the very same steps, so a run of another scheme can start there.
+FORK_FILE = "fork.safetensors"
+FORK_METRICS_FILE = "fork_metrics.csv"
+
 # Options a resumed run may change: they do not alter what the model learns.
 RESUMABLE_OPTIONS: tuple[str, ...] = (
     "segmentation.steps",
@@ -145,6 +150,11 @@ class _TrainingLoss(torch.nn.Module):
         return self.segmenter.training_loss(images, masks, generator)
 
 
+def _copy_text(source: Path, target: Path) -> None:
+    """Copy a text file atomically (an empty file when there is none)."""
+    atomic_write_text(target, source.read_text() if source.is_file() else "")
+
+
 def metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -183,6 +193,7 @@ class SegmentationTrainer:
             to ``config.yaml`` and stored in every checkpoint.
         hooks: training schemes, called in order.
         progress: show progress bars.
+        save_fork: also write ``FORK_FILE`` just before the first validation (see ``fit``'s ``fork``).
 
     Under ``torchrun`` each process trains on its share of every member's batch (``gauda.distributed``);
     rank 0 validates, tells the others the results, and writes every file.
@@ -199,8 +210,10 @@ class SegmentationTrainer:
         full_config: Mapping[str, Any],
         hooks: Sequence[TrainingHook] = (),
         progress: bool = True,
+        save_fork: bool = False,
     ) -> None:
         self.config, self.train, self.val = config, train, val
+        self.save_fork = save_fork
         self.class_names = tuple(class_names)
         self.run_dir = Path(run_dir)
         self.full_config = dict(full_config)
@@ -238,28 +251,43 @@ class SegmentationTrainer:
     def step(self, value: int) -> None:
         self.train_state.step = value
 
+    @property
+    def first_validation_step(self) -> int:
+        return min(self.config.val_every, self.config.steps)
+
     # -- the loop ---------------------------------------------------------------------------------------
 
-    def fit(self, resume: bool = False) -> ValidationResults | None:
+    def fit(self, resume: bool = False, fork: Path | None = None) -> ValidationResults | None:
         """Train up to ``config.steps``; with ``resume``, continue from the run's last checkpoint first.
+
+        With ``fork`` (another run's ``FORK_FILE``, written with ``save_fork``), start from that run's
+        state just before its first validation, its metrics until then copied, and take the first
+        validation with this run's own scheme: no scheme acts before its first validation, so the run is
+        the one trained from step 0, bit for bit, less the shared steps' time.
 
         Returns the last validation results (None when nothing was left to do).
         """
         if resume:
             self.load(self.run_dir / LAST_FILE)
+        elif fork is not None:
+            self.load(Path(fork), fork=True)
+            if self.ddp.is_main:  # the shared steps' metrics; MetricsLog keeps them
+                _copy_text(Path(fork).with_name(FORK_METRICS_FILE), self.run_dir / "metrics.csv")
         else:
             seed_everything(self.config.seed)
         # written once the configuration is known to fit the run (a refused resume leaves it alone)
         if self.ddp.is_main:
             atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.full_config, sort_keys=False))
         log = self.metrics_log = MetricsLog(
-            self.run_dir, resume_step=self.step if resume else None, enabled=self.ddp.is_main
+            self.run_dir, resume_step=self.step if resume or fork else None, enabled=self.ddp.is_main
         )
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not self.progress)
         self.train_state.start_clock()
         try:
             for hook in self.hooks:
                 hook.on_train_start(self)
+            if fork is not None:
+                self._validation_point(log)  # the shared steps' first validation, with this run's scheme
             batches = self._batches()
             while self.step < self.config.steps:
                 batch = next(batches)
@@ -272,6 +300,8 @@ class SegmentationTrainer:
                     hook.after_step(self.step, logs)
                 bar.update()
                 bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+                if self.save_fork and self.step == self.first_validation_step and self.ddp.is_main:
+                    self._save_fork()
                 if self.step % self.config.val_every == 0 or self.step == self.config.steps:
                     self._validation_point(log)
                     batches = self._batches()  # a hook may have changed the sampling weights
@@ -382,21 +412,38 @@ class SegmentationTrainer:
         """Write the whole training state atomically (safetensors + JSON, no pickle)."""
         return save_checkpoint(path, self.state_dict())
 
-    def load(self, path: Path) -> None:
-        """Restore the whole training state to continue a run; the configuration must match."""
+    def _save_fork(self) -> None:
+        """``FORK_FILE`` and ``FORK_METRICS_FILE``: the state and metrics just before the first validation."""
+        self.train_state.lap(self.step)
+        self.save(self.run_dir / FORK_FILE)
+        _copy_text(self.run_dir / "metrics.csv", self.run_dir / FORK_METRICS_FILE)
+
+    def load(self, path: Path, fork: bool = False) -> None:
+        """Restore the whole training state to continue a run; the configuration must match. With
+        ``fork``, ``path`` is another run's ``FORK_FILE``: its scheme may differ, the hooks start afresh."""
+        option = "--fork" if fork else "--resume"
         if not path.is_file():
-            raise ConfigError(f"--resume: no checkpoint {path}; expected a run folder with last.safetensors")
+            expected = "a run trained with --save-fork" if fork else "a run folder with last.safetensors"
+            raise ConfigError(f"{option}: no checkpoint {path}; expected {expected}")
         check_stage(path, "segmentation")
         state = load_checkpoint(path, device="cpu")
         changed = run_changes(state["config"], self.full_config)
+        if fork:  # no scheme acts before the first validation
+            changed = [key for key in changed if not key.startswith("scheme.")]
         if changed:
+            allowed = ", ".join(RESUMABLE_OPTIONS) + (" and the scheme" if fork else "")
             raise ConfigError(
-                f"--resume {path}: the configuration differs from the run's in {', '.join(changed)}; "
-                f"a resumed run may change only {', '.join(RESUMABLE_OPTIONS)}"
+                f"{option} {path}: the configuration differs from the run's in {', '.join(changed)}; "
+                f"a {'forked' if fork else 'resumed'} run may change only {allowed}"
             )
         if list(state["class_names"]) != list(self.class_names):
-            raise ConfigError(f"--resume {path}: the run was trained on classes {state['class_names']}")
-        saved_hooks = state["hooks"]
+            raise ConfigError(f"{option} {path}: the run was trained on classes {state['class_names']}")
+        if fork and int(state["step"]) != self.first_validation_step:
+            raise ConfigError(
+                f"--fork {path}: saved at step {state['step']}; expected this run's first validation step "
+                f"{self.first_validation_step} (segmentation.val_every)"
+            )
+        saved_hooks = [] if fork else state["hooks"]
         if len(saved_hooks) != len(self.hooks) and any(saved_hooks):  # stateless hooks may come and go
             raise ConfigError(
                 f"--resume {path}: the run had {len(saved_hooks)} training hooks with state; "

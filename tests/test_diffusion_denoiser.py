@@ -59,7 +59,7 @@ def test_timestep_embedding_is_distinct_per_timestep() -> None:
 
 
 def test_presets_have_the_expected_sizes() -> None:
-    tiny = DiffusionUNet(8, 9, 16, DIFFUSION_PRESETS["tiny"])
+    tiny = DiffusionUNet(8, 9, 32, DIFFUSION_PRESETS["tiny"])
     assert 1e6 < sum(p.numel() for p in tiny.parameters()) < 5e6
     assert DIFFUSION_PRESETS["paper"].channels == (224, 448, 896, 1344)
     assert DIFFUSION_PRESETS["paper"].attention_resolutions == (16, 8, 4)

@@ -121,10 +121,11 @@ class AutoencoderConfig:
 
 # The paper: [128, 256, 1024] channels, 8192 codes, PatchGAN [64, 128, 256], batch 16 (500 epochs).
 _PAPER = AutoencoderConfig()
-# A 2-core CPU in about five minutes at 64 px: small levels and codebook, adversarial term late and light.
+# A 2-core CPU in about five minutes at 64 px: two small levels (a 32x32 latent grid: the thin instruments
+# are lost in 4x4-pixel cells, BENCHMARKS.md), a small codebook, the adversarial term late and light.
 _TINY = replace(
     _PAPER,
-    channels=(16, 32, 64),
+    channels=(16, 32),
     num_res_blocks=1,
     codebook_size=256,
     discriminator_channels=(16, 32, 64),

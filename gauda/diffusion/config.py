@@ -129,12 +129,13 @@ class DiffusionConfig:
 # The paper: UNet [224, 448, 896, 1344], two residual blocks per level, attention at 16, 8, 4 with 64
 # heads, DDPM sampling with 1000 steps.
 _PAPER = DiffusionConfig()
-# A 2-core CPU in minutes: 64 px frames, 4 + 4 latent channels at 16x16, a denoiser of 2.9 M parameters
-# (0.46 s per training step at batch 32 on one thread of a busy machine, load 2.7; [64, 128, 192] with two
-# blocks per level is 11 M parameters and ~2 s per step), 2000 steps, SDE-DPM-Solver++ with 20 steps.
+# A 2-core CPU in minutes: 64 px frames, 4 + 4 latent channels at 32x32, a denoiser of 2.8 M parameters in
+# four levels from 16 channels, 1.5 times the step of [32, 64, 128] at 16x16 (which took 0.46 s at batch 32
+# on one thread of a busy machine); [32, 64, 128] at 32x32 costs 3.5 times, 2x2 patches into it 1.1 times
+# but lose the instruments (BENCHMARKS.md). 2000 steps, SDE-DPM-Solver++ with 20 steps.
 _TINY = replace(
     _PAPER,
-    channels=(32, 64, 128),
+    channels=(16, 32, 64, 128),
     num_res_blocks=1,
     attention_resolutions=(8, 4),
     num_heads=4,

@@ -308,3 +308,34 @@ def test_the_time_estimate_follows_the_measured_speed_of_long_stages() -> None:
     estimate.done(mask, 2 * mask.reference_seconds(config))  # this machine is half as fast
     expected = 2 * (after_data - mask.reference_seconds(config))
     assert estimate.remaining() == pytest.approx(expected)
+
+
+def test_the_report_cites_an_experiment_over_seeds_beside_the_demo() -> None:
+    from gauda.pipeline.verdict import experiment_sentences
+
+    def cell(mean: float, std: float) -> dict:
+        return {"mean": mean, "std": std, "values": []}
+
+    experiment = {
+        "model": "ensemble",
+        "columns": ["default", "gauda"],
+        "seeds": [0, 1, 2],
+        "scored_on": "all frames of newly rendered videos, data.synthetic.seed=1",
+        "table": {
+            "Blood": {"default": cell(0.0, 0.0), "gauda": cell(0.159, 0.203)},
+            "label mean": {"default": cell(0.599, 0.004), "gauda": cell(0.68, 0.029)},
+        },
+    }
+    text = experiment_sentences(experiment, ["Hook", "Blood"])
+    assert text == [
+        "The experiment over 3 seeds (ensemble, scored on all frames of newly rendered videos, "
+        "data.synthetic.seed=1): label mean default training 0.599 ± 0.004, GAUDA 0.680 ± 0.029.",
+        "Its rare classes: Blood: default training 0.000 ± 0.000, GAUDA 0.159 ± 0.203.",
+    ]
+
+
+def test_a_demo_experiment_that_cannot_be_read_is_refused_before_any_stage(tmp_path, capsys, monkeypatch):
+    args = ["demo", "--out", str(tmp_path / "demo"), "--set", f"demo.experiment={tmp_path}", "--dry-run"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2 and "demo.experiment" in err and "experiment.json" in err
+    assert not (tmp_path / "demo").exists()

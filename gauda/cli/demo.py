@@ -10,7 +10,7 @@ from rich.console import Console
 
 from gauda.cli.data import Dataset, Root, data_updates
 from gauda.cli.options import ConfigFile, DryRun, Overrides, Preset, build_config, print_dry_run
-from gauda.pipeline.report import write_report
+from gauda.pipeline.report import cited_experiment, write_report
 from gauda.pipeline.runner import run_pipeline, stage_names
 
 
@@ -39,6 +39,7 @@ def demo(
     and write report.html and results.json. A stage finished with the same configuration is reused, an
     interrupted one continues from its checkpoint."""
     config = build_config(preset, config_file, overrides, data_updates(dataset, root, None))
+    cited_experiment(config)  # a demo.experiment that cannot be read is refused before any stage runs
     if dry_run:
         print_dry_run(config)
         typer.echo(f"# stages: {', '.join(stage_names(config))}")

@@ -35,6 +35,9 @@ class DemoConfig:
     # The schemes after the first start from its state just before the first validation: every scheme
     # trains the same steps until then, so each is the run trained from step 0, less that time
     fork_segmenters: bool = True
+    # A `gauda experiment --out` folder (or its experiment.json): the report cites its scores over seeds
+    # beside the demo's one seed (read when the report is written; no stage depends on it)
+    experiment: str | None = None
     # Stages run side by side in this many worker processes, each with 1/jobs of the torch threads
     # (``gauda.workers``); 1 runs them one after another in this process.
     jobs: int = 1

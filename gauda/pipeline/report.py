@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from gauda.augmentation.uncertainty_guided import CHOICES_FILE
-from gauda.config import to_yaml
+from gauda.config import ConfigError, to_yaml
+from gauda.experiment.experiment import EXPERIMENT_FILE
 from gauda.experiment.report import plot_frame_curves
 from gauda.experiment.runner import EVALUATION_FILE, RunSpec
 from gauda.io import atomic_write_text
 from gauda.pipeline.figures import plot_class_curves, read_class_curves
-from gauda.pipeline.verdict import rare_classes, verdict
+from gauda.pipeline.verdict import experiment_sentences, rare_classes, verdict
 
 REPORT_FILE = "report.html"
 
@@ -196,7 +197,11 @@ def _samples_section(samples: Mapping[str, Any], generator: Mapping[str, Any], o
 
 
 def _segmentation_section(
-    segmentation: Mapping[str, Mapping[str, Any]], out: Path, title: str, classes: Sequence[Mapping[str, Any]]
+    segmentation: Mapping[str, Mapping[str, Any]],
+    out: Path,
+    title: str,
+    classes: Sequence[Mapping[str, Any]],
+    experiment: Mapping[str, Any] | None = None,
 ) -> str:
     schemes = list(segmentation)
     class_names = list(next(iter(segmentation.values()))["per_class"])
@@ -239,7 +244,9 @@ def _segmentation_section(
         else ""
     )
     rare = rare_classes(classes)
-    sentences = "".join(f"<li>{html.escape(s)}</li>" for s in verdict(segmentation, rare))
+    cited = experiment_sentences(experiment, rare) if experiment is not None else []
+    written = [*verdict(segmentation, rare, bool(cited)), *cited]
+    sentences = "".join(f"<li>{html.escape(s)}</li>" for s in written)
     return (
         f"<h3>Verdict</h3><ul>{sentences}</ul>"
         "<p>Test IoU per class of the segmenter trained with each scheme (best of each row in bold).</p>"
@@ -397,7 +404,9 @@ def render_report(out: Path, results: Mapping[str, Any]) -> str:
         ("Generated pairs per class", _samples_section(results["samples"], results["generator"], out)),
         (
             "Segmentation: default, Adaptive Sampling, GAUDA",
-            _segmentation_section(results["segmentation"], out, title, results["data"]["classes"]),
+            _segmentation_section(
+                results["segmentation"], out, title, results["data"]["classes"], cited_experiment(config)
+            ),
         ),
         ("The generator's evaluation", _generator_section(results["generator"], out)),
         ("The 2D simulation", _toy_section(results["toy"], out)),
@@ -414,6 +423,21 @@ def render_report(out: Path, results: Mapping[str, Any]) -> str:
         "<code>results.json</code> beside this page.</p>"
         f"{body}{_CHECK_SCRIPT}</body></html>\n"
     )
+
+
+def cited_experiment(config: Any) -> dict[str, Any] | None:
+    """``demo.experiment``'s ``experiment.json`` (a folder or the file), or None when not set."""
+    if config.demo.experiment is None:
+        return None
+    path = Path(config.demo.experiment)
+    path = path / EXPERIMENT_FILE if path.is_dir() else path
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"demo.experiment {config.demo.experiment}: expected a gauda experiment folder or its "
+            f"{EXPERIMENT_FILE} ({error})"
+        ) from error
 
 
 def write_report(out: Path, results: Mapping[str, Any]) -> Path:

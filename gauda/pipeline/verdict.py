@@ -27,8 +27,33 @@ def _signed(value: float) -> str:
     return f"{value:+.3f}"
 
 
-def verdict(segmentation: Mapping[str, Mapping[str, Any]], rare: Sequence[str]) -> list[str]:
-    """Sentences comparing the schemes' test scores (``results["segmentation"]``), rare classes ``rare``."""
+def experiment_sentences(experiment: Mapping[str, Any], rare: Sequence[str]) -> list[str]:
+    """What a ``gauda experiment`` (its ``experiment.json``) measured over seeds: the label mean of each
+    column, mean +- std, and the rare classes' means, to read beside the demo's single seed."""
+    table, columns = experiment["table"], list(experiment["columns"])
+    seeds = len(experiment.get("seeds", []))
+
+    def cells(row: str) -> str:
+        return ", ".join(
+            f"{NAMES.get(c, c)} {table[row][c]['mean']:.3f} ± {table[row][c]['std']:.3f}" for c in columns
+        )
+
+    where = experiment.get("scored_on", "the test split")
+    sentences = [
+        f"The experiment over {seeds} seeds ({experiment.get('model', '?')}, scored on {where}): "
+        f"label mean {cells('label mean')}."
+    ]
+    present = [name for name in rare if name in table]
+    if present:
+        sentences.append("Its rare classes: " + "; ".join(f"{name}: {cells(name)}" for name in present) + ".")
+    return sentences
+
+
+def verdict(
+    segmentation: Mapping[str, Mapping[str, Any]], rare: Sequence[str], cited: bool = False
+) -> list[str]:
+    """Sentences comparing the schemes' test scores (``results["segmentation"]``), rare classes ``rare``;
+    ``cited``: an experiment over seeds follows (``experiment_sentences``)."""
     schemes = list(segmentation)
     means = {s: float(segmentation[s]["label_mean_iou"]) for s in schemes}
     ranked = sorted(schemes, key=lambda s: -means[s])
@@ -80,6 +105,6 @@ def verdict(segmentation: Mapping[str, Mapping[str, Any]], rare: Sequence[str]) 
     sentences.append(
         "One seed and one test split of a few videos: differences of a few hundredths are within "
         "the spread between seeds; the experiment over several seeds, scored on newly rendered videos, is "
-        "gauda experiment (BENCHMARKS.md)."
+        + ("gauda experiment, cited next." if cited else "gauda experiment (demo.experiment cites one here).")
     )
     return sentences

@@ -234,3 +234,17 @@ def test_a_fork_of_other_data_or_another_step_is_refused(tiny_generator, tmp_pat
     shorter = tiny_generator.config(extra=("segmentation.steps=1",))  # validates at step 1
     with pytest.raises(ConfigError, match=r"saved at step 2; expected this run's first validation step 1"):
         train_segmenter(shorter, tmp_path / "b", progress=False, fork=fork)
+
+
+def test_appended_pairs_join_every_batch_and_displace_no_real_frame(tiny_generator, tmp_path) -> None:
+    recorder = Recorder()
+    config = gauda_config(tiny_generator, "scheme.mixing=append")
+    train_segmenter(config, tmp_path, progress=False, extra_hooks=[recorder])
+    for step, batch in recorder.batches.items():
+        index = batch["index"]  # (M, B [+ k])
+        if step < 2:
+            assert index.shape[1] == 2 and (index >= 0).all(), step
+        else:  # batch 2, one pair appended after the two real frames of every member
+            assert index.shape[1] == 3 and (index[:, :2] >= 0).all() and (index[:, 2] == -1).all(), step
+            assert batch["image"].shape[1] == batch["mask"].shape[1] == batch["classes"].shape[1] == 3
+            assert all(names[2].startswith("synthetic-") for names in batch["name"])

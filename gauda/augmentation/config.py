@@ -39,6 +39,9 @@ class SchemeConfig:
     top_k: int = 5  # most uncertain classes asked for at each validation (paper: 5)
     num_pairs: int = 100  # synthetic pairs generated at each validation
     replace_fraction: float = 0.25  # of each member's real batch, replaced by synthetic pairs
+    # replace: the pairs take the place of real frames (the paper's); append: as many pairs are added to
+    # each member's batch, so no real frame is displaced (a step costs that share more)
+    mixing: Literal["replace", "append"] = "replace"
     condition: Literal["each", "joint"] = "each"  # one chosen class per pair (round robin), or all at once
     sampler: SamplerName | None = None  # None: the diffusion run's own
     sampling_steps: int | None = None  # None: the run's for its sampler, else the sampler's default

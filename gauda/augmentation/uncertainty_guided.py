@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from gauda.augmentation.adaptive import iou_class_weights, set_frame_weights, training_frame_classes
 from gauda.augmentation.config import SchemeConfig
 from gauda.augmentation.curation import curate, presence_keep
-from gauda.augmentation.mixing import mix_batch, replaced_count
+from gauda.augmentation.mixing import append_pairs, mix_batch, replaced_count
 from gauda.augmentation.producer import ChunkProducer
 from gauda.augmentation.selection import (
     class_weights_from_uncertainty,
@@ -206,6 +206,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         length = max(len(self._stream), 1)
         names = [[f"synthetic-{self.request.step}-{positions[member * count + i] % length}"
                   for i in range(count)] for member in range(num_members)]  # fmt: skip
+        if self.config.mixing == "append":
+            return append_pairs(batch, images, masks, names, len(self.trainer.class_names))
         protected = None
         if self.config.keep_requested_frames:
             protected = batch["classes"][..., list(self.request.classes)].bool().any(-1)  # (M, B)

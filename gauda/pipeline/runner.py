@@ -114,7 +114,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             stages.autoencoder_stage("image"),
             ("data", "image_autoencoder"),
             work=lambda c: float(c.image_autoencoder.steps),
-            seconds_per_work=0.13,
+            seconds_per_work=0.10,
         ),
         Stage(
             "diffusion",
@@ -123,7 +123,7 @@ def build_stages(config: GaudaConfig) -> list[Stage]:
             ("data", "diffusion"),
             ("autoencoder_image", "autoencoder_mask"),
             work=lambda c: float(c.diffusion.steps),
-            seconds_per_work=0.15,
+            seconds_per_work=0.22,
         ),
         Stage(
             "samples",

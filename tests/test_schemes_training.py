@@ -201,15 +201,23 @@ def metric_rows(run) -> list[tuple[str, str, str]]:
     return [(r["step"], r["name"], r["value"]) for r in rows if "seconds" not in r["name"]]
 
 
-@pytest.mark.parametrize("scheme", ["adaptive", "gauda"])
+@pytest.mark.parametrize(
+    ("scheme", "model"), [("adaptive", "ensemble"), ("gauda", "ensemble"), ("adaptive", "phiseg")]
+)
 def test_a_run_forked_before_the_first_validation_is_the_run_trained_from_step_0(
-    tiny_generator, tmp_path, scheme
+    tiny_generator, tmp_path, scheme, model
 ) -> None:
-    default = tiny_generator.config(extra=("segmentation.steps=4",))
+    default = tiny_generator.config(extra=("segmentation.steps=4", f"segmentation.model={model}"))
     train_segmenter(default, tmp_path / "default", progress=False, save_fork=True)
     assert (tmp_path / "default" / FORK_FILE).is_file()
     generator = f"scheme.generator={tiny_generator.diffusion}"
-    extra = (f"scheme.name={scheme}", generator, *PRESET, "segmentation.steps=4")
+    extra = (
+        f"scheme.name={scheme}",
+        generator,
+        *PRESET,
+        "segmentation.steps=4",
+        f"segmentation.model={model}",
+    )
     config = tiny_generator.config(extra=extra)
     whole, forked = Recorder(), Recorder()
     train_segmenter(config, tmp_path / "whole", progress=False, extra_hooks=[whole])

@@ -181,3 +181,14 @@ def test_every_member_walks_its_own_permutation_of_the_frames_each_epoch() -> No
     assert first_epoch[0] != first_epoch[1]  # own batch order per member
     assert sampler.member_batch(0, 1)[2:] == [(i, 1) for i, _ in sampler.member_batch(0, 1)[2:]]
     assert MemberBatchSampler(6, 2, 4, 0).batch(5) == sampler.batch(5)  # a pure function of the step
+
+
+def test_a_run_saved_before_an_option_existed_differs_only_in_the_options_it_had() -> None:
+    from gauda.segmentation.trainer import run_changes
+
+    old = {"scheme": {"name": "gauda", "top_k": 3}, "segmentation": {"steps": 400}, "demo": {"jobs": 2}}
+    new = {"scheme": {"name": "gauda", "top_k": 3, "mixing": "replace"}, "segmentation": {"steps": 800}}
+    assert run_changes(old, new) == []  # mixing added later; steps may change; demo is no segmenter slice
+    new["scheme"]["top_k"] = 5
+    assert run_changes(old, new) == ["scheme.top_k"]
+    assert run_changes(new, {**new, "scheme": {"name": "gauda", "top_k": 5}}) == ["scheme.mixing"]  # removed

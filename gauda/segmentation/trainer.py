@@ -160,20 +160,27 @@ def metric_name(text: str) -> str:
 
 
 def run_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The options of ``SEGMENTER_SLICES`` that differ between two configurations, except those a resumed
-    run may change (``RESUMABLE_OPTIONS``)."""
+    """The options of ``SEGMENTER_SLICES`` that differ between a run's saved configuration ``old`` and
+    ``new``, except those a resumed run may change (``RESUMABLE_OPTIONS``) and those ``old`` lacks: an
+    option added to gauda after the run was trained, which defaults to the behaviour the run had."""
     old = {key: value for key, value in old.items() if key in SEGMENTER_SLICES}
     new = {key: value for key, value in new.items() if key in SEGMENTER_SLICES}
-    return [key for key in config_changes(old, new) if key not in RESUMABLE_OPTIONS]
+    changes = config_changes(old, new, added=False)
+    return [key for key in changes if key not in RESUMABLE_OPTIONS]
 
 
-def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two configuration dictionaries."""
+def config_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "", added: bool = True
+) -> list[str]:
+    """Dotted keys whose values differ between two configuration dictionaries (with ``added`` False,
+    not the keys that only ``new`` has)."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if key not in old and not added:
+            continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes += config_changes(a, b, f"{name}.")
+            changes += config_changes(a, b, f"{name}.", added)
         elif a != b:
             changes.append(name)
     return changes

@@ -422,8 +422,9 @@ class SegmentationTrainer:
     def _save_fork(self) -> None:
         """``FORK_FILE`` and ``FORK_METRICS_FILE``: the state and metrics just before the first validation."""
         self.train_state.lap(self.step)
-        self.save(self.run_dir / FORK_FILE)
+        # the metrics first: a run that finds FORK_FILE (another process may look) finds them complete
         _copy_text(self.run_dir / "metrics.csv", self.run_dir / FORK_METRICS_FILE)
+        self.save(self.run_dir / FORK_FILE)
 
     def load(self, path: Path, fork: bool = False) -> None:
         """Restore the whole training state to continue a run; the configuration must match. With

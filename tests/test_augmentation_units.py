@@ -177,5 +177,5 @@ def test_a_replace_fraction_that_replaces_no_frame_is_refused() -> None:
         overrides=["scheme.name=gauda", "scheme.generator=nowhere", "segmentation.batch_size=1",
                    "scheme.replace_fraction=0.25"],
     )  # fmt: skip
-    with pytest.raises(ConfigError, match=r"scheme.replace_fraction 0.25: replaces no frame of a batch of 1"):
+    with pytest.raises(ConfigError, match=r"scheme.replace_fraction 0.25: gives no pair to a batch of 1"):
         check_scheme(config)

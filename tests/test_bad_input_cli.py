@@ -308,6 +308,7 @@ def test_an_autoencoder_run_of_another_version_resumes(tmp_path, capsys, monkeyp
     ("extra", "message"),
     [
         (("--resume",), "--fork with --resume"),
+        (("--save-fork",), "--fork with --save-fork"),
         ((), "no fork.safetensors; expected a run trained with --save-fork"),
     ],
 )

@@ -323,6 +323,7 @@ def test_the_report_cites_an_experiment_over_seeds_beside_the_demo() -> None:
         "scored_on": "all frames of newly rendered videos, data.synthetic.seed=1",
         "table": {
             "Blood": {"default": cell(0.0, 0.0), "gauda": cell(0.159, 0.203)},
+            "Hook": {"default": {"mean": None, "std": None, "values": []}, "gauda": cell(0.5, 0.1)},
             "label mean": {"default": cell(0.599, 0.004), "gauda": cell(0.68, 0.029)},
         },
     }
@@ -330,7 +331,8 @@ def test_the_report_cites_an_experiment_over_seeds_beside_the_demo() -> None:
     assert text == [
         "The experiment over 3 seeds (ensemble, scored on all frames of newly rendered videos, "
         "data.synthetic.seed=1): label mean default training 0.599 ± 0.004, GAUDA 0.680 ± 0.029.",
-        "Its rare classes: Blood: default training 0.000 ± 0.000, GAUDA 0.159 ± 0.203.",
+        "Its rare classes: Hook: default training no score, GAUDA 0.500 ± 0.100; "
+        "Blood: default training 0.000 ± 0.000, GAUDA 0.159 ± 0.203.",
     ]
 
 

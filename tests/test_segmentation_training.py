@@ -183,12 +183,16 @@ def test_every_member_walks_its_own_permutation_of_the_frames_each_epoch() -> No
     assert MemberBatchSampler(6, 2, 4, 0).batch(5) == sampler.batch(5)  # a pure function of the step
 
 
-def test_a_run_saved_before_an_option_existed_differs_only_in_the_options_it_had() -> None:
+def test_a_run_saved_before_an_option_existed_had_its_default() -> None:
     from gauda.segmentation.trainer import run_changes
 
     old = {"scheme": {"name": "gauda", "top_k": 3}, "segmentation": {"steps": 400}, "demo": {"jobs": 2}}
     new = {"scheme": {"name": "gauda", "top_k": 3, "mixing": "replace"}, "segmentation": {"steps": 800}}
-    assert run_changes(old, new) == []  # mixing added later; steps may change; demo is no segmenter slice
+    defaults = {"scheme": {"name": "default", "top_k": 5, "mixing": "replace"}}
+    # mixing added later, at its default; steps may change; demo is no segmenter slice
+    assert run_changes(old, new, defaults) == []
+    assert run_changes(old, new) == ["scheme.mixing"]  # without the defaults, a lacking key differs
+    appended = {**new, "scheme": {**new["scheme"], "mixing": "append"}}
+    assert run_changes(old, appended, defaults) == ["scheme.mixing"]  # not the behaviour the run had
     new["scheme"]["top_k"] = 5
-    assert run_changes(old, new) == ["scheme.top_k"]
-    assert run_changes(new, {**new, "scheme": {"name": "gauda", "top_k": 5}}) == ["scheme.mixing"]  # removed
+    assert run_changes(old, new, defaults) == ["scheme.top_k"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from gauda.config import check, resolve
+from gauda.config import check, resolve, to_dict
 from gauda.data.config import DATA_PRESETS, DataConfig
 from gauda.diffusion.config import SamplerName
 from gauda.segmentation.config import SEGMENTATION_PRESETS, SEGMENTER_SLICES, SegmentationConfig
@@ -189,6 +189,12 @@ class SegmenterRunConfig:
     data: DataConfig = field(default_factory=lambda: DATA_PRESETS["tiny"])
     segmentation: SegmentationConfig = field(default_factory=lambda: SEGMENTATION_PRESETS["tiny"])
     scheme: SchemeConfig = field(default_factory=lambda: SCHEME_PRESETS["tiny"])
+
+
+def segmenter_defaults() -> dict[str, Any]:
+    """The defaults of the options a segmenter run reads, as a configuration dictionary: what a run
+    trained before an option existed did (``run_changes``)."""
+    return to_dict(SegmenterRunConfig(DataConfig(), SegmentationConfig(), SchemeConfig()))
 
 
 def segmenter_run_config(config_file: str | Path, overrides: Sequence[str] = ()) -> SegmenterRunConfig:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gauda.augmentation.adaptive import AdaptiveSampling
-from gauda.augmentation.config import SegmenterStageConfig
+from gauda.augmentation.config import SegmenterStageConfig, segmenter_defaults
 from gauda.augmentation.mixing import replaced_count
 from gauda.augmentation.uncertainty_guided import UncertaintyGuidedAugmentation
 from gauda.augmentation.uncertainty_sampling import UncertaintySampling
@@ -50,7 +50,7 @@ def check_scheme(config: SegmenterStageConfig) -> None:
         batch_size = config.segmentation.batch_size
         if replaced_count(batch_size, scheme.replace_fraction) < 1:
             raise ConfigError(
-                f"scheme.replace_fraction {scheme.replace_fraction}: replaces no frame of a batch of "
+                f"scheme.replace_fraction {scheme.replace_fraction}: gives no pair to a batch of "
                 f"{batch_size} (segmentation.batch_size); expected at least {0.5 / batch_size:.3g}"
             )
         if not (Path(scheme.generator) / "config.yaml").is_file():
@@ -132,6 +132,7 @@ def _train(
         hooks=all_hooks,
         progress=progress,
         save_fork=save_fork,
+        config_defaults=segmenter_defaults(),
     )
     start = time.perf_counter()
     results = trainer.fit(resume=resume, fork=None if resume or fork is None else Path(fork))

@@ -105,6 +105,8 @@ def segmenter(
         scheme_updates["asynchronous"] = asynchronous
     if scheme_updates:
         updates["scheme"] = scheme_updates
+    if fork is not None and save_fork:
+        raise ConfigError("--fork with --save-fork: a forked run starts after the step a fork is saved at")
     if fork is not None and resume:
         raise ConfigError("--fork with --resume: a resumed run continues from its own checkpoint; give one")
     if fork is not None and not (fork / FORK_FILE).is_file():

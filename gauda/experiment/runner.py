@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from gauda.augmentation.config import EXPERIMENT_SCHEMES, base_scheme, scheme_variant
+from gauda.augmentation.config import EXPERIMENT_SCHEMES, base_scheme, scheme_variant, segmenter_defaults
 from gauda.augmentation.training import check_scheme, train_segmenter
 from gauda.config import ConfigError, to_dict
 from gauda.io import atomic_write_json
@@ -80,7 +80,7 @@ def _check_reusable(run_dir: Path, config: GaudaConfig) -> None:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    changed = run_changes(yaml.safe_load(saved.read_text()) or {}, to_dict(config))
+    changed = run_changes(yaml.safe_load(saved.read_text()) or {}, to_dict(config), segmenter_defaults())
     if changed:
         raise ConfigError(
             f"--out: {run_dir} holds a run with another configuration ({', '.join(changed)}); "

@@ -432,12 +432,14 @@ def cited_experiment(config: Any) -> dict[str, Any] | None:
     path = Path(config.demo.experiment)
     path = path / EXPERIMENT_FILE if path.is_dir() else path
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        experiment = json.loads(path.read_text())
+        experiment_sentences(experiment, [])  # what the report will write from it
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConfigError(
             f"demo.experiment {config.demo.experiment}: expected a gauda experiment folder or its "
-            f"{EXPERIMENT_FILE} ({error})"
+            f"{EXPERIMENT_FILE} ({type(error).__name__}: {error})"
         ) from error
+    return experiment
 
 
 def write_report(out: Path, results: Mapping[str, Any]) -> Path:

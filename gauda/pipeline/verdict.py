@@ -33,10 +33,12 @@ def experiment_sentences(experiment: Mapping[str, Any], rare: Sequence[str]) -> 
     table, columns = experiment["table"], list(experiment["columns"])
     seeds = len(experiment.get("seeds", []))
 
+    def cell(row: str, column: str) -> str:
+        mean, std = table[row][column]["mean"], table[row][column]["std"]
+        return "no score" if mean is None else f"{mean:.3f} ± {std or 0.0:.3f}"  # None: no seed scored it
+
     def cells(row: str) -> str:
-        return ", ".join(
-            f"{NAMES.get(c, c)} {table[row][c]['mean']:.3f} ± {table[row][c]['std']:.3f}" for c in columns
-        )
+        return ", ".join(f"{NAMES.get(c, c)} {cell(row, c)}" for c in columns)
 
     where = experiment.get("scored_on", "the test split")
     sentences = [

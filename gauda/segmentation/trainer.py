@@ -151,7 +151,9 @@ class _TrainingLoss(torch.nn.Module):
 
 
 def _copy_text(source: Path, target: Path) -> None:
-    """Copy a text file atomically (an empty file when there is none)."""
+    """Copy a text file atomically (an empty file, with a warning, when there is none)."""
+    if not source.is_file():
+        logger.warning("%s is missing: %s starts empty", source, target)
     atomic_write_text(target, source.read_text() if source.is_file() else "")
 
 
@@ -159,28 +161,37 @@ def metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def run_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def run_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> list[str]:
     """The options of ``SEGMENTER_SLICES`` that differ between a run's saved configuration ``old`` and
-    ``new``, except those a resumed run may change (``RESUMABLE_OPTIONS``) and those ``old`` lacks: an
-    option added to gauda after the run was trained, which defaults to the behaviour the run had."""
+    ``new``, except those a resumed run may change (``RESUMABLE_OPTIONS``). An option ``old`` lacks was
+    added to gauda after the run was trained and defaults to the behaviour the run had: it is taken
+    from ``defaults`` (the options' defaults as a configuration dictionary) when given."""
+    old = _with_defaults(old, defaults or {})
     old = {key: value for key, value in old.items() if key in SEGMENTER_SLICES}
     new = {key: value for key, value in new.items() if key in SEGMENTER_SLICES}
-    changes = config_changes(old, new, added=False)
-    return [key for key in changes if key not in RESUMABLE_OPTIONS]
+    return [key for key in config_changes(old, new) if key not in RESUMABLE_OPTIONS]
 
 
-def config_changes(
-    old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "", added: bool = True
-) -> list[str]:
-    """Dotted keys whose values differ between two configuration dictionaries (with ``added`` False,
-    not the keys that only ``new`` has)."""
+def _with_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the keys it lacks taken from ``defaults`` (nested)."""
+    merged = dict(config)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, Mapping) and isinstance(merged[key], Mapping):
+            merged[key] = _with_defaults(merged[key], value)
+    return merged
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configuration dictionaries."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
-        if key not in old and not added:
-            continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes += config_changes(a, b, f"{name}.", added)
+            changes += config_changes(a, b, f"{name}.")
         elif a != b:
             changes.append(name)
     return changes
@@ -201,6 +212,8 @@ class SegmentationTrainer:
         hooks: training schemes, called in order.
         progress: show progress bars.
         save_fork: also write ``FORK_FILE`` just before the first validation (see ``fit``'s ``fork``).
+        config_defaults: the options' defaults as a configuration dictionary, for the keys a checkpoint
+            of an older gauda lacks (``run_changes``).
 
     Under ``torchrun`` each process trains on its share of every member's batch (``gauda.distributed``);
     rank 0 validates, tells the others the results, and writes every file.
@@ -218,9 +231,10 @@ class SegmentationTrainer:
         hooks: Sequence[TrainingHook] = (),
         progress: bool = True,
         save_fork: bool = False,
+        config_defaults: Mapping[str, Any] | None = None,
     ) -> None:
         self.config, self.train, self.val = config, train, val
-        self.save_fork = save_fork
+        self.save_fork, self.config_defaults = save_fork, config_defaults
         self.class_names = tuple(class_names)
         self.run_dir = Path(run_dir)
         self.full_config = dict(full_config)
@@ -435,7 +449,7 @@ class SegmentationTrainer:
             raise ConfigError(f"{option}: no checkpoint {path}; expected {expected}")
         check_stage(path, "segmentation")
         state = load_checkpoint(path, device="cpu")
-        changed = run_changes(state["config"], self.full_config)
+        changed = run_changes(state["config"], self.full_config, self.config_defaults)
         if fork:  # no scheme acts before the first validation
             changed = [key for key in changed if not key.startswith("scheme.")]
         if changed:
@@ -464,4 +478,5 @@ class SegmentationTrainer:
         if len(saved_hooks) == len(self.hooks):
             for hook, hook_state in zip(self.hooks, saved_hooks, strict=True):
                 hook.load_state_dict(hook_state)
-        logger.info("resumed %s at step %d of %d", path, self.step, self.config.steps)
+        logger.info("%s %s at step %d of %d", "forked from" if fork else "resumed", path, self.step,
+                    self.config.steps)  # fmt: skip

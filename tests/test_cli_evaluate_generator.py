@@ -71,3 +71,21 @@ def test_a_missing_inception_weight_file_is_a_clean_error(
     code, _, err = run_cli(args, capsys, monkeypatch)
     assert code == 2 and "--inception-weights" in err and WEIGHTS_URL in err.replace(" ", "")
     assert not (tmp_path / "out").exists()  # refused before anything was generated
+
+
+def test_the_per_class_tables_show_iou_and_the_thresholdless_average_precision() -> None:
+    from rich.console import Console
+
+    from gauda.cli.evaluate_generator import print_per_class
+
+    def evaluation(iou: float, ap: float) -> dict:
+        return {"per_class": {"Blood": {"iou": iou, "ap": ap}}, "label_mean_iou": iou, "label_mean_ap": ap}
+
+    result = {"real_evaluation": evaluation(0.0, 0.505), "ro_evaluation": evaluation(0.0, 0.114),
+              "so_evaluation": evaluation(0.0, 0.539)}  # fmt: skip
+    console = Console(record=True, width=120)
+    print_per_class(result, console, "iou")
+    print_per_class(result, console, "ap")
+    text = console.export_text()
+    assert "IoU per class" in text and "average precision per class" in text
+    assert "SO (test)" in text and "0.539" in text and "0.505" in text

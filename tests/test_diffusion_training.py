@@ -42,12 +42,15 @@ def test_ema_moves_towards_the_model_by_one_minus_decay() -> None:
     assert torch.allclose(ema.weight, 0.9 * before + 0.1 * model.weight)
 
 
-@pytest.mark.parametrize("frame_sampling", ["uniform", "rare_classes"])
+@pytest.mark.parametrize(
+    "option", ["diffusion.frame_sampling=uniform", "diffusion.frame_sampling=rare_classes",
+               "diffusion.class_weight_power=0.5"]
+)  # fmt: skip
 def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(
-    tmp_path, autoencoders, frame_sampling
+    tmp_path, autoencoders, option
 ) -> None:
     image, mask, cache = autoencoders
-    config = tiny_config(cache, extra=(f"diffusion.frame_sampling={frame_sampling}",))
+    config = tiny_config(cache, extra=(option,))
     train_diffusion(config, tmp_path / "full", image, mask, progress=False)
     stopped = train_diffusion(config, tmp_path / "stopped", image, mask, progress=False, stop_at=4)
     assert stopped == {"stopped_at": 4, "steps": 6}
@@ -93,3 +96,15 @@ def test_swapped_autoencoders_are_refused(tmp_path, autoencoders) -> None:
     image, mask, cache = autoencoders
     with pytest.raises(ConfigError, match="a mask autoencoder; expected image"):
         train_diffusion(tiny_config(cache), tmp_path / "run", mask, image, progress=False)
+
+
+def test_class_weights_change_the_loss_the_denoiser_trains_on(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    plain = train_diffusion(tiny_config(cache, steps=2), tmp_path / "plain", image, mask, progress=False)
+    weighted_config = tiny_config(cache, steps=2, extra=("diffusion.class_weight_power=1.0",))
+    weighted = train_diffusion(weighted_config, tmp_path / "weighted", image, mask, progress=False)
+    assert plain["final_loss"] != pytest.approx(weighted["final_loss"], rel=1e-4)
+    first, second = (
+        load_checkpoint(tmp_path / name / "last.safetensors")["model"] for name in ("plain", "weighted")
+    )
+    assert any(not torch.allclose(first[key], second[key]) for key in first)

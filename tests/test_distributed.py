@@ -63,8 +63,12 @@ def train_both(args: list[str], tmp_path: Path, share: str) -> tuple[Path, Path]
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_diffusion_model_as_one_does(tiny_generator, tmp_path) -> None:
-    overrides = [*tiny_overrides(tiny_generator.cache, steps=5), "diffusion.batch_size=4"]
+@pytest.mark.parametrize("class_weight_power", [0.0, 0.5])  # 0.5: the weighted mean over the global batch
+def test_two_processes_train_the_diffusion_model_as_one_does(
+    tiny_generator, tmp_path, class_weight_power
+) -> None:
+    overrides = [*tiny_overrides(tiny_generator.cache, steps=5), "diffusion.batch_size=4",
+                 f"diffusion.class_weight_power={class_weight_power}"]  # fmt: skip
     args = ["train", "diffusion", "--image-autoencoder", str(tiny_generator.image_autoencoder),
             "--mask-autoencoder", str(tiny_generator.mask_autoencoder), *set_args(overrides)]  # fmt: skip
     one, two = train_both(args, tmp_path, "2 of the 4 pairs")

@@ -42,6 +42,7 @@ from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
 from gauda.diffusion.runs import AUTOENCODERS_FILE, MODEL_FILE, recorded_autoencoders, relative_autoencoders
 from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
+from gauda.diffusion.weighting import dataset_cell_weights, weighted_mse
 from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
 from gauda.runlock import folder_lock
@@ -186,6 +187,9 @@ class TrainingLatents:
     present: torch.Tensor  # (N, C) multi-hot classes of each frame
     image_channels: int  # D_x
     class_names: tuple[str, ...]
+    cell_weights: torch.Tensor | None = (
+        None  # (N, s, s) on the training device, diffusion.class_weight_power > 0
+    )
 
     @property
     def num_frames(self) -> int:
@@ -237,7 +241,12 @@ def training_latents(
     ddp.barrier()  # rank 0 has written the cache; the others read it
     latents = latents or cached_latents(*arguments)
     z = torch.cat([latents["image"], latents["mask"]], dim=1).to(device)
-    return TrainingLatents(z, latents["classes"], latents["image"].shape[1], tuple(splits.class_names))
+    weights = None
+    if config.diffusion.class_weight_power > 0:
+        weights = dataset_cell_weights(train, config.diffusion.class_weight_power, z.shape[-1]).to(device)
+    return TrainingLatents(
+        z, latents["classes"], latents["image"].shape[1], tuple(splits.class_names), weights
+    )
 
 
 def frame_sampler(
@@ -293,7 +302,11 @@ class DiffusionStep:
         target = eps if dc.prediction == "epsilon" else v_target(z0, eps, abar[t])  # Eq. 5 (or v)
         with autocast(device, dc.precision):
             prediction = self.net(z_t, t, condition.to(device), null.to(device))
-        loss = F.mse_loss(prediction.float(), target)
+        if self.latents.cell_weights is None:
+            loss = F.mse_loss(prediction.float(), target)
+        else:  # each latent cell weighted by its pixels' classes (diffusion.class_weight_power)
+            weights = self.latents.cell_weights[index]  # (b, s, s)
+            loss = weighted_mse(prediction.float(), target, weights, ddp.mean(weights.sum()))
         loss_value = ddp.mean(loss.detach()).item()  # the global batch's loss, the same on every rank
         check_finite_loss(loss_value, f"diffusion, step {step}", self.last_path, "diffusion.learning_rate")
         self.optimizer.zero_grad(set_to_none=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gauda.augmentation.config import SCHEME_PRESETS, scheme_variant
-from gauda.augmentation.curation import presence_keep
+from gauda.augmentation.curation import presence_keep, requested_labels
 from gauda.augmentation.mixing import mix_batch
 from gauda.augmentation.producer import ChunkProducer
 from gauda.augmentation.selection import class_weights_from_uncertainty, random_classes
@@ -94,6 +94,30 @@ def test_the_presence_filter_drops_pairs_without_the_requested_class() -> None:
     hook.close()
 
 
+def test_pair_labels_keep_the_requested_classes_and_their_margin_and_ignore_the_rest() -> None:
+    masks = torch.zeros(2, 6, 6, dtype=torch.long)
+    masks[0, 2, 2] = 2
+    masks[0, 5, 5] = 1
+    conditions = torch.tensor([[0.0, 0, 1], [0, 1, 0]])  # pair 1 holds no pixel of its class
+    labelled = requested_labels(masks, conditions, margin=1)
+    near = torch.zeros(6, 6, dtype=torch.bool)
+    near[1:4, 1:4] = True
+    assert torch.equal(labelled[0][near], masks[0][near])  # the class and the 3x3 around it stay
+    assert (labelled[0][~near] == 255).all()  # the rest, the other class included, is ignored
+    assert (labelled[1] == 255).all()
+    assert torch.equal(requested_labels(masks, conditions, margin=6)[0], masks[0])
+
+
+def test_with_a_label_margin_the_mixed_pairs_supervise_only_near_their_class() -> None:
+    hook = _hook(presence_pixels=1, pair_label_margin=0)
+    out = hook.on_batch(_batch(), 0)
+    synthetic = out["index"] == -1
+    masks = out["mask"][synthetic]  # (k, 4, 4): class 1 on the left half, ignored elsewhere
+    assert len(masks) == 3 and (masks[:, :, :2] == 1).all() and (masks[:, :, 2:] == 255).all()
+    assert out["classes"][synthetic][:, [0, 2]].sum() == 0  # the ignored pixels hold no class
+    hook.close()
+
+
 def test_protected_frames_are_never_replaced() -> None:
     batch = _batch(2, 4, holding=3)
     protected = batch["classes"][..., [1]].bool().any(-1)
@@ -131,3 +155,10 @@ def test_variants_change_only_what_they_name() -> None:
     assert SCHEME_PRESETS["tiny"].real_sampling == SCHEME_PRESETS["paper"].real_sampling == "adaptive"
     with pytest.raises(ValueError, match="scheme 'magic'"):
         scheme_variant(base, "magic")
+
+
+def test_a_negative_pair_label_margin_is_refused() -> None:
+    from gauda.config import ConfigError
+
+    with pytest.raises(ConfigError, match="pair_label_margin"):
+        replace(SCHEME_PRESETS["tiny"], pair_label_margin=-1)

@@ -63,6 +63,10 @@ class SchemeConfig:
     real_sampling: Literal["uniform", "uncertainty", "adaptive"] = "uniform"
     presence_pixels: int = 0  # keep a generated pair only if its requested class has >= this many pixels
     keep_requested_frames: bool = False  # never replace a real frame that holds a requested class
+    # a generated pair supervises all its pixels (null, the paper's), or only those within this many pixels
+    # of its requested classes (the rest ignored): it teaches what it was asked for, not the frequent
+    # organs that the real frames teach better
+    pair_label_margin: int | None = None
 
     def __post_init__(self) -> None:
         check(self.temperature > 0, "temperature", "a number > 0", self.temperature)
@@ -100,6 +104,12 @@ class SchemeConfig:
             "missed_ratio",
             "a number in [0, 1) or null",
             self.missed_ratio,
+        )
+        check(
+            self.pair_label_margin is None or self.pair_label_margin >= 0,
+            "pair_label_margin",
+            "an integer >= 0 or null",
+            self.pair_label_margin,
         )
         check(self.presence_pixels >= 0, "presence_pixels", "an integer >= 0", self.presence_pixels)
         check(

@@ -4,7 +4,9 @@ when the current segmenter, run on the generated image, agrees with the generate
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from gauda.data.classes import IGNORE_INDEX
 from gauda.metrics.segmentation import frame_counts, frame_mean, iou_from_counts
 from gauda.segmentation.bayesian import BayesianSegmenter, predict
 
@@ -49,3 +51,16 @@ def presence_keep(masks: torch.Tensor, conditions: torch.Tensor, min_pixels: int
     num_classes = conditions.shape[1]
     pixels = torch.stack([torch.bincount(m.flatten(), minlength=256)[:num_classes] for m in masks.long()])
     return ((pixels >= min_pixels) | (conditions <= 0)).all(dim=1)
+
+
+def requested_labels(masks: torch.Tensor, conditions: torch.Tensor, margin: int) -> torch.Tensor:
+    """Masks (B, H, W) whose pixels farther than ``margin`` (Chebyshev distance) from every pixel of a
+    class in the pair's condition row (B, C) are ``IGNORE_INDEX``: a generated pair then teaches the
+    classes it was asked for and their borders, not the frequent organs that the real frames teach better
+    (and that a generator weighted towards the rare classes renders less faithfully). A pair without any
+    requested pixel is ignored whole."""
+    num_classes = conditions.shape[1]
+    valid = masks < num_classes
+    requested = conditions.bool().gather(1, torch.where(valid, masks, 0).long().flatten(1)).view_as(masks)
+    near = F.max_pool2d((requested & valid).float()[:, None], 2 * margin + 1, stride=1, padding=margin)[:, 0]
+    return torch.where(near > 0, masks, torch.full_like(masks, IGNORE_INDEX))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from gauda.augmentation.adaptive import iou_class_weights, set_frame_weights, training_frame_classes
 from gauda.augmentation.config import SchemeConfig
-from gauda.augmentation.curation import curate, presence_keep
+from gauda.augmentation.curation import curate, presence_keep, requested_labels
 from gauda.augmentation.mixing import append_pairs, mix_batch, replaced_count
 from gauda.augmentation.producer import ChunkProducer
 from gauda.augmentation.selection import (
@@ -285,14 +285,17 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         while position >= len(stream) and stream.chunks_read < self.num_chunks:
             images, masks = self.producer.chunk(stream.chunks_read)
             stream.offered += len(images)
+            conditions = self._chunk_conditions(self.request, stream.chunks_read)  # (b, C)
             if self.config.presence_pixels > 0:
-                conditions = self._chunk_conditions(self.request, stream.chunks_read)
                 keep = presence_keep(masks, conditions, self.config.presence_pixels)
                 stream.absent += int((~keep).sum())
-                images, masks = images[keep], masks[keep]
+                images, masks, conditions = images[keep], masks[keep], conditions[keep]
             if self.config.curation_threshold > 0:
                 chunk = self.rank + stream.chunks_read * self.world_size  # its place in the request
-                images, masks = self._curate(images, masks, chunk)
+                keep = self._curate(images, masks, chunk)
+                images, masks, conditions = images[keep], masks[keep], conditions[keep]
+            if self.config.pair_label_margin is not None:  # last: the filters read whole masks
+                masks = requested_labels(masks, conditions, self.config.pair_label_margin)
             stream.images += list(images)
             stream.masks += list(masks)
             stream.chunks_read += 1
@@ -306,9 +309,8 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         index = position % len(stream)
         return stream.images[index], stream.masks[index]
 
-    def _curate(
-        self, images: torch.Tensor, masks: torch.Tensor, chunk: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _curate(self, images: torch.Tensor, masks: torch.Tensor, chunk: int) -> torch.Tensor:
+        """(b,) bool: the pairs of a chunk that the current model agrees with (``curation_threshold``)."""
         assert self.trainer is not None and self.request is not None
         device = self.trainer.device
         seed = mixed_seed(self.seed, self.request.step, chunk, _CURATION)
@@ -328,7 +330,7 @@ class UncertaintyGuidedAugmentation(TrainingHook):
         choice["curation_offered"] = choice.get("curation_offered", 0) + len(keep)
         choice["curation_seconds"] = choice.get("curation_seconds", 0.0) + time.perf_counter() - start
         logger.debug("curation kept %d of %d pairs (agreement %s)", keep.sum(), len(keep), agreement.tolist())
-        return images[keep], masks[keep]
+        return keep
 
     def _match_size(
         self, images: torch.Tensor, masks: torch.Tensor, size: torch.Size

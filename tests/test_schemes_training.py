@@ -256,3 +256,17 @@ def test_appended_pairs_join_every_batch_and_displace_no_real_frame(tiny_generat
             assert index.shape[1] == 3 and (index[:, :2] >= 0).all() and (index[:, 2] == -1).all(), step
             assert batch["image"].shape[1] == batch["mask"].shape[1] == batch["classes"].shape[1] == 3
             assert all(names[2].startswith("synthetic-") for names in batch["name"])
+
+
+def test_a_resumed_forked_run_still_says_where_it_started(tiny_generator, tmp_path) -> None:
+    default = tiny_generator.config(extra=("segmentation.steps=4",))
+    train_segmenter(default, tmp_path / "default", progress=False, save_fork=True)
+    config = tiny_generator.config(extra=("scheme.name=adaptive", "segmentation.steps=4"))
+    fork = tmp_path / "default" / FORK_FILE
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter(config, tmp_path / "forked", progress=False, extra_hooks=[Recorder(stop_after=3)],
+                        fork=fork)  # fmt: skip
+    summary = train_segmenter(config, tmp_path / "forked", resume=True, progress=False)
+    assert summary["step"] == 4 and summary["forked_from"] == str(fork) and summary["forked_at_step"] == 2
+    # a fresh run into another folder trained from step 0 says nothing of a fork
+    assert "forked_from" not in train_segmenter(config, tmp_path / "plain", progress=False)

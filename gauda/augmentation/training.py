@@ -3,6 +3,7 @@ segmenter`` and the experiment runner (the CLI only parses options)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,10 +21,13 @@ from gauda.data.splits import save_split
 from gauda.device import resolve_device
 from gauda.distributed import setup_distributed
 from gauda.generation.generator import PairGenerator
+from gauda.io import atomic_write_json
 from gauda.runlock import folder_lock
 from gauda.segmentation.bayesian import build_segmenter
 from gauda.segmentation.trainer import SegmentationTrainer, TrainingHook
 from gauda.training.state import check_run_folder
+
+FORKED_FILE = "forked.json"  # where a forked run started, so that its resumed summary still says so
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +138,17 @@ def _train(
         save_fork=save_fork,
         config_defaults=segmenter_defaults(),
     )
+    forked_path = out / FORKED_FILE
+    forked = None
+    if not resume and fork is not None:
+        forked = {"forked_from": str(fork), "forked_at_step": trainer.first_validation_step}
+    elif resume and forked_path.is_file():
+        forked = json.loads(forked_path.read_text())
+    if is_main and not resume:  # a fresh run says where it starts before its first checkpoint
+        if forked is None:
+            forked_path.unlink(missing_ok=True)
+        else:
+            atomic_write_json(forked_path, forked)
     start = time.perf_counter()
     results = trainer.fit(resume=resume, fork=None if resume or fork is None else Path(fork))
     summary: dict[str, Any] = {
@@ -146,8 +161,7 @@ def _train(
         "last_val_label_mean_iou": results.table.label_mean_iou if results is not None else None,
         "wall_seconds": round(time.perf_counter() - start, 2),
     }
-    if fork is not None and not resume:
-        summary["forked_from"], summary["forked_at_step"] = str(fork), trainer.first_validation_step
+    summary.update(forked or {})
     for hook in hooks:
         if isinstance(hook, UncertaintyGuidedAugmentation):
             summary["synthetic_wait_seconds"] = round(hook.wait_seconds, 3)

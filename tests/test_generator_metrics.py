@@ -189,3 +189,20 @@ def test_real_only_iou_of_real_pairs_equals_the_models_test_iou(segmenter_run) -
     ).table
     assert real_only.label_mean_iou == own.label_mean_iou
     assert torch.equal(real_only.iou.nan_to_num(-1), own.iou.nan_to_num(-1))
+
+
+def test_a_flat_panel_of_the_sweep_figure_is_widened_to_read_its_value() -> None:
+    from matplotlib.figure import Figure
+
+    from gauda.evaluation.generator_eval import _least_span
+
+    axis = Figure().subplots()
+    axis.plot([4.0], [0.0586272372651])  # one w: matplotlib would span 1e-13 around the value
+    _least_span(axis)
+    low, high = axis.get_ylim()
+    assert high - low >= 0.1 * 0.0586 * 0.999 and low < 0.0586272372651 < high
+    wide = Figure().subplots()
+    wide.plot([1.0, 4.0], [0.2, 0.9])
+    before = wide.get_ylim()
+    _least_span(wide)
+    assert wide.get_ylim() == before  # a panel with a spread is left alone

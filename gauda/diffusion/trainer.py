@@ -187,9 +187,8 @@ class TrainingLatents:
     present: torch.Tensor  # (N, C) multi-hot classes of each frame
     image_channels: int  # D_x
     class_names: tuple[str, ...]
-    cell_weights: torch.Tensor | None = (
-        None  # (N, s, s) on the training device, diffusion.class_weight_power > 0
-    )
+    # (N, s, s) loss weight of each latent cell, on the training device (diffusion.class_weight_power > 0)
+    cell_weights: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from gauda.autoencoders.losses import inverse_frequency_weights
+from gauda.autoencoders.trainer import class_pixel_counts
 from gauda.data.dataset import PairedDataset
 
 
@@ -52,18 +53,13 @@ def weighted_mse(
 
 def dataset_cell_weights(dataset: PairedDataset, power: float, size: int, chunk: int = 64) -> torch.Tensor:
     """(N, s, s) cell weights of every frame of ``dataset`` on an s x s latent grid, the class weights
-    frequency^-power counted over the dataset's masks (two passes over the masks, a chunk at a time)."""
-    num_classes = dataset.num_classes
+    frequency^-power counted over the dataset's masks (the image autoencoder's count), a chunk at a time."""
+    class_weights = inverse_frequency_weights(class_pixel_counts(dataset), power)
     indices = list(dataset.indices)
-    counts = torch.zeros(num_classes, dtype=torch.long)
-    for index in indices:
-        mask = torch.from_numpy(dataset.frames.read(index)[1]).long().flatten()
-        counts += torch.bincount(mask[mask < num_classes], minlength=num_classes)
-    class_weights = inverse_frequency_weights(counts, power)
     rows = []
     for start in range(0, len(indices), chunk):
         masks = torch.stack(
             [torch.from_numpy(dataset.frames.read(i)[1]).long() for i in indices[start : start + chunk]]
         )
-        rows.append(cell_weights(class_fractions(masks, num_classes, size), class_weights))
+        rows.append(cell_weights(class_fractions(masks, dataset.num_classes, size), class_weights))
     return torch.cat(rows)

@@ -146,6 +146,15 @@ def small_run_config(steps: int, *extra: str):
             "image",
             ("image_autoencoder.class_weight_power=0.5", "image_autoencoder.frame_sampling=rare_classes"),
         ),
+        # the segmentation term: its head and optimiser resume too
+        (
+            "image",
+            (
+                "image_autoencoder.segmentation_weight=0.5",
+                "image_autoencoder.segmentation_start=2",
+                "image_autoencoder.segmentation_channels=[4, 8]",
+            ),
+        ),
         (
             "mask",
             (
@@ -154,7 +163,7 @@ def small_run_config(steps: int, *extra: str):
             ),
         ),
     ],
-    ids=["image", "mask", "image-weighted-rare", "mask-rare-inverse"],
+    ids=["image", "mask", "image-weighted-rare", "image-segmentation-term", "mask-rare-inverse"],
 )
 def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(
     tmp_path: Path, modality, extra
@@ -167,7 +176,8 @@ def test_resume_after_stopping_gives_the_same_weights_as_an_uninterrupted_run(
     full = load_checkpoint(tmp_path / "full" / "last.safetensors")
     resumed = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
     assert full["step"] == resumed["step"] == 6
-    for part in ("model", "discriminator"):
+    parts = ("model", "discriminator", "segmentation_head")
+    for part in (part for part in parts if part in full):
         for key, value in full[part].items():
             assert torch.allclose(value.float(), resumed[part][key].float(), atol=1e-6), f"{part}.{key}"
 

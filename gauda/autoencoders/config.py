@@ -39,6 +39,13 @@ class AutoencoderConfig:
     # over the classes); 0 is the paper's plain L1, 0.5 inverse square root. Thin, rare instruments cover
     # too few pixels for a plain L1 to keep them.
     class_weight_power: float = 0.0
+    # image only: weight of the cross-entropy that a small segmentation head, learning on the original
+    # images meanwhile, has on the reconstructions (gauda.autoencoders.semantic); 0 = none (the paper).
+    # It makes the autoencoder keep what a segmenter needs, however few pixels it covers.
+    segmentation_weight: float = 0.0
+    segmentation_start: int = 0  # step from which the autoencoder pays the term (the head learns from 0)
+    segmentation_channels: tuple[int, ...] = (16, 32, 64)  # the head's UNet levels
+    segmentation_learning_rate: float = 1e-3
     # mask only: weight of a soft Dice term over the batch beside the cross-entropy (0 = none); Dice
     # scores every class by its overlap whatever its size, so thin classes weigh as much as large ones
     dice_weight: float = 0.0
@@ -88,8 +95,22 @@ class AutoencoderConfig:
             "weight_decay",
             "dice_weight",
             "class_weight_power",
+            "segmentation_weight",
         ):
             check(getattr(self, name) >= 0, name, "a number >= 0", getattr(self, name))
+        check(self.segmentation_start >= 0, "segmentation_start", "an integer >= 0", self.segmentation_start)
+        check(
+            len(self.segmentation_channels) >= 2 and all(c >= 1 for c in self.segmentation_channels),
+            "segmentation_channels",
+            "at least two positive integers (one UNet level each)",
+            list(self.segmentation_channels),
+        )
+        check(
+            self.segmentation_learning_rate > 0,
+            "segmentation_learning_rate",
+            "a number > 0",
+            self.segmentation_learning_rate,
+        )
         check(self.adversarial_start >= 0, "adversarial_start", "an integer >= 0", self.adversarial_start)
         check(
             self.perceptual_weight == 0 or self.perceptual_weights is not None,

@@ -31,12 +31,13 @@ from gauda.autoencoders.losses import (
     pixel_weights,
 )
 from gauda.autoencoders.runs import MODEL_FILE, autoencoder_slice, save_autoencoder
+from gauda.autoencoders.semantic import SegmentationHead
 from gauda.autoencoders.vqgan import VQGAN, output_to_image
 from gauda.checkpoint import (
     check_finite_loss,
     seed_everything,
 )
-from gauda.config import save, to_dict
+from gauda.config import ConfigError, save, to_dict
 from gauda.data.batches import (
     EpochBatchSampler,
     StepBatchSampler,
@@ -164,12 +165,28 @@ def _train(
         betas=ae.betas,
         weight_decay=ae.weight_decay,
     )
+    reconstruction_loss = ReconstructionLoss(ae, modality, splits.train, ddp, device)
+    head = None
+    if ae.segmentation_weight > 0:
+        if modality != "image":
+            raise ConfigError(
+                "mask_autoencoder.segmentation_weight: the segmentation term is for the image "
+                f"autoencoder; expected 0 for the mask one, got {ae.segmentation_weight}"
+            )
+        head = SegmentationHead(ae, num_classes, reconstruction_loss.weights, ddp, device)
     state = TrainState(
         f"{modality} autoencoder",
-        {"model": ("model", model), "discriminator": ("discriminator", discriminator)},
-        {"optimizer": optimizer, "discriminator_optimizer": disc_optimizer},
+        {
+            "model": ("model", model),
+            "discriminator": ("discriminator", discriminator),
+            **(head.modules if head else {}),
+        },
+        {
+            "optimizer": optimizer,
+            "discriminator_optimizer": disc_optimizer,
+            **(head.optimizers if head else {}),
+        },
     )
-    reconstruction_loss = ReconstructionLoss(ae, modality, splits.train, ddp, device)
     if resume:
         state.restore(last_path, device)
         logger.info("resuming %s autoencoder at step %d of %d", modality, state.step, ae.steps)
@@ -183,7 +200,7 @@ def _train(
         generator=torch.Generator(),
     )
     train_step = AutoencoderStep(
-        ae, modality, num_classes, state, reconstruction_loss, ddp, device, last_path
+        ae, modality, num_classes, state, reconstruction_loss, ddp, device, last_path, head
     )
     # rows are logged at the 0-based index of a step: a checkpoint of `start` steps holds rows < start
     log = MetricsLog(out, resume_step=start - 1 if resume else None, enabled=ddp.is_main)
@@ -221,7 +238,9 @@ def frame_sampler(ae: AutoencoderConfig, train: PairedDataset, start: int) -> St
 class AutoencoderStep:
     """One optimisation step of Eq. 3 or 4: reconstruction + vector quantisation + (from
     ``adversarial_start``) the adaptively weighted adversarial term, then the discriminator's step and,
-    every ``dead_code_every`` steps, the restart of dead codes.
+    every ``dead_code_every`` steps, the restart of dead codes. With a segmentation ``head``
+    (``segmentation_weight`` > 0, images only) the loss adds its cross-entropy on the reconstructions and
+    the head then trains one step on the originals.
 
     The networks and optimisers are the train state's (``model``, ``discriminator``, ``optimizer``,
     ``discriminator_optimizer``)."""
@@ -236,8 +255,9 @@ class AutoencoderStep:
         ddp: Distributed,
         device: torch.device,
         last_path: Path,
+        head: SegmentationHead | None = None,
     ) -> None:
-        self.ae, self.modality, self.num_classes = ae, modality, num_classes
+        self.ae, self.modality, self.num_classes, self.head = ae, modality, num_classes, head
         self.model: VQGAN = state.modules["model"][1]  # type: ignore[assignment]
         self.discriminator = state.modules["discriminator"][1]
         self.optimizer = state.optimizers["optimizer"]
@@ -274,6 +294,11 @@ class AutoencoderStep:
         reconstruction, fake = self.reconstruction_loss(output, x, batch)  # Eq. 3 or Eq. 4 ...
         loss = reconstruction + vq["codebook"] + vq["commitment"]  # ... + vector-quantisation terms
         values = {"reconstruction": reconstruction.item(), **{k: v.item() for k, v in vq.items()}}
+        mask = batch["mask"].to(device) if self.head is not None else None
+        if self.head is not None and self.head.active(step):  # ... + the segmentation term
+            segmentation = self.head.term(output, mask)
+            loss = loss + ae.segmentation_weight * segmentation
+            values["segmentation"] = segmentation.item()
         adversarial_on = step >= ae.adversarial_start and ae.adversarial_weight > 0
         if adversarial_on:  # ... + adversarial term, weighted adaptively as in VQ-GAN
             # the discriminator itself (not its DDP wrapper): its gradients here are discarded
@@ -291,6 +316,8 @@ class AutoencoderStep:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.head is not None:  # the head learns on the originals only
+            values.update(self.head.step(x, mask, decay))
         if adversarial_on:
             d_real = adversarial(self.disc_net(x)[-1], target_is_real=True, for_discriminator=True)
             d_fake = adversarial(

@@ -105,7 +105,9 @@ def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None
     overrides = [*tiny_overrides(cache), "image_autoencoder.steps=4", "image_autoencoder.dead_code_every=2"]
     # the plain L1: the class-weighted one's shares are checked exactly in test_autoencoder_evaluation
     # (after 4 steps with restarts its first moments differ by ~1e-4 relative, beyond this tolerance)
-    overrides.append("image_autoencoder.class_weight_power=0")
+    # without the segmentation term either: its head's float differences reach the autoencoder's moments at
+    # ~1e-6 after 4 steps (its two-process run is checked to run below)
+    overrides += ["image_autoencoder.class_weight_power=0", "image_autoencoder.segmentation_weight=0"]
     args = ["train", "autoencoder", "--modality", "image", *set_args(overrides)]
     one, two = train_both(args, tmp_path, "1 of the 2 frames")
     assert_same_moments(one, two)
@@ -119,14 +121,21 @@ def test_two_processes_train_the_image_autoencoder_as_one_does(tmp_path) -> None
 
 @pytest.mark.slow
 def test_the_adversarial_mask_autoencoder_and_gauda_train_on_two_processes(tiny_generator, tmp_path) -> None:
-    """Paths whose two-process result differs from one process by design (the discriminator's
-    batch-norm statistics, each process's own generated pairs): they run, and rank 0 writes the run."""
+    """Paths whose two-process result differs from one process by design or by float error (the
+    discriminator's batch-norm statistics, the image autoencoder's segmentation head, each process's own
+    generated pairs): they run, and rank 0 writes the run."""
     overrides = [*tiny_overrides(tiny_generator.cache), "mask_autoencoder.steps=3",
                  "mask_autoencoder.adversarial_start=1",
                  "mask_autoencoder.adversarial_weight=0.05"]  # fmt: skip
     mask = tmp_path / "mask"
     run_gauda(["train", "autoencoder", "--modality", "mask", "--out", str(mask), *set_args(overrides)], 2)
     assert json.loads((mask / "metrics.json").read_text())["steps"] == 3
+    image = tmp_path / "image"  # with the segmentation term (the tiny preset's), its head wrapped in DDP
+    image_overrides = [*tiny_overrides(tiny_generator.cache), "image_autoencoder.steps=3"]
+    run_gauda(
+        ["train", "autoencoder", "--modality", "image", "--out", str(image), *set_args(image_overrides)], 2
+    )
+    assert "segmentation_head" in load_checkpoint(image / "last.safetensors")
     gauda = tmp_path / "gauda"
     scheme = ["scheme.generation_batch_size=2", "scheme.num_pairs=4", "scheme.replace_fraction=0.5"]
     overrides = set_args([*tiny_overrides(tiny_generator.cache), *scheme])

@@ -125,8 +125,8 @@ def train_autoencoder(
 
     Under ``torchrun`` each process trains on its share of every batch (``gauda.distributed``); the
     adaptive adversarial weight and dead-code restarts use the whole global batch. Two things stay per
-    process: the discriminator's batch-norm statistics, and the class-weighted mask cross-entropy's
-    normalisation (by each share's weight sum rather than the global batch's).
+    process: the discriminator's batch-norm statistics, and the class-weighted cross-entropies' normalisation
+    (the mask's and the segmentation term's: by each share's weight sum rather than the global batch's).
     """
     ae = autoencoder_slice(config, modality)
     ddp, device = setup_distributed(resolve_device(ae.device))

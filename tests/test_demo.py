@@ -289,7 +289,9 @@ def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
     assert scaled.segmentation == per_kind.segmentation  # its own scale, 1: untouched
     assert scaled.diffusion.steps == round(per_kind.diffusion.steps / 4)
     assert scaled.image_autoencoder.steps == per_kind.image_autoencoder.steps // 2  # training_scale
-    with pytest.raises(ConfigError, match=r"demo\.diffusion_scale: expected a number in \(0, 1\], got 0"):
+    longer = scale_training(resolve_config("tiny", overrides=["demo.segmentation_scale=1.25"]))
+    assert (longer.segmentation.steps, longer.segmentation.val_every) == (500, 125)  # more than the preset
+    with pytest.raises(ConfigError, match=r"demo\.diffusion_scale: expected a number > 0, got 0"):
         resolve_config("tiny", overrides=["demo.diffusion_scale=0"])
 
 

@@ -56,6 +56,7 @@ def test_reconstruct_is_each_autoencoder_applied_to_its_half_of_the_pair(generat
     masks = torch.randint(0, generator.num_classes, (2, 16, 16), generator=torch.Generator().manual_seed(1))
     rebuilt_images, rebuilt_masks = generator.reconstruct(images, masks)
     output, _, _ = generator.image_autoencoder(images * 2 - 1)
-    assert torch.allclose(rebuilt_images, ((output + 1) / 2).clamp(0, 1), atol=1e-5)
+    # the same codes (no flips); the forward pass's straight-through z + (z_q - z) rounds at ~|z| 2^-24
+    assert torch.allclose(rebuilt_images, ((output + 1) / 2).clamp(0, 1), atol=1e-4)
     one_hot = torch.nn.functional.one_hot(masks, generator.num_classes).permute(0, 3, 1, 2).float()
     assert torch.equal(rebuilt_masks, generator.mask_autoencoder(one_hot)[0].argmax(1))

@@ -164,7 +164,7 @@ _TINY = replace(
 IMAGE_AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
     # L1 weighted by class frequency^-1/2, 2400 steps and the segmentation term, so that thin instruments
     # survive (BENCHMARKS.md: a segmenter keeps 0.92-0.95 of its grasper IoU on the reconstructions
-    # against 0.82-0.90 without the term, two seeds on held-out videos; each step costs 1.4x)
+    # against 0.82-0.90 without the term, three seeds on held-out videos; each step costs 1.4x)
     "tiny": replace(
         _TINY,
         class_weight_power=0.5,

@@ -266,13 +266,16 @@ def test_training_scale_scales_every_training_stage_and_its_cadences() -> None:
     from gauda.pipeline.budget import scale_training
     from gauda.presets import resolve_config
 
-    config = resolve_config("tiny", overrides=["mask_autoencoder.dead_code_every=0"])
+    config = resolve_config(
+        "tiny", overrides=["mask_autoencoder.dead_code_every=0", "image_autoencoder.segmentation_start=100"]
+    )
     assert scale_training(config, 1.0) is config
     half = scale_training(config, 0.5)
     assert half.mask_autoencoder.steps == config.mask_autoencoder.steps // 2
     assert half.mask_autoencoder.adversarial_start == round(config.mask_autoencoder.adversarial_start / 2)
     assert half.mask_autoencoder.dead_code_every == 0  # "never" stays never
     assert half.image_autoencoder.steps == config.image_autoencoder.steps // 2
+    assert half.image_autoencoder.segmentation_start == 50  # the segmentation term starts as late, in share
     assert (half.diffusion.steps, half.diffusion.warmup_steps) == (
         config.diffusion.steps // 2,
         round(config.diffusion.warmup_steps / 2),

@@ -34,11 +34,12 @@ def build_segmentation_head(ae: AutoencoderConfig, num_classes: int) -> UNet:
 
 
 def segmentation_term(
-    head: torch.nn.Module, reconstruction: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None
+    head: torch.nn.Module, images: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None
 ) -> torch.Tensor:
-    """The head's cross-entropy on reconstructions (B, 3, H, W) against the masks (B, H, W): the term
-    the autoencoder adds to Eq. 3 (times ``segmentation_weight``), class-weighted like its L1."""
-    return mask_cross_entropy(head(reconstruction), mask, weights)
+    """The head's cross-entropy on [-1, 1] images (B, 3, H, W) against the masks (B, H, W), class-weighted
+    like the L1: on reconstructions the term the autoencoder adds to Eq. 3 (times
+    ``segmentation_weight``), on the originals the head's own loss."""
+    return mask_cross_entropy(head(images), mask, weights)
 
 
 class SegmentationHead:
@@ -86,7 +87,7 @@ class SegmentationHead:
         for group in self.optimizer.param_groups:
             group["lr"] = self.ae.segmentation_learning_rate * decay
         self.optimizer.zero_grad(set_to_none=True)  # drop what the autoencoder's backward left
-        loss = mask_cross_entropy(self.net(image), mask, self.weights)
+        loss = segmentation_term(self.net, image, mask, self.weights)
         loss.backward()
         self.optimizer.step()
         return {"segmentation_head": loss.item()}

@@ -19,7 +19,13 @@ logger = logging.getLogger(__name__)
 # where it means "never").
 _STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "mask_autoencoder": ("steps", "checkpoint_every", "adversarial_start", "dead_code_every"),
-    "image_autoencoder": ("steps", "checkpoint_every", "adversarial_start", "dead_code_every"),
+    "image_autoencoder": (
+        "steps",
+        "checkpoint_every",
+        "adversarial_start",
+        "dead_code_every",
+        "segmentation_start",
+    ),
     "diffusion": ("steps", "checkpoint_every", "warmup_steps"),
     "segmentation": ("steps", "val_every"),
 }

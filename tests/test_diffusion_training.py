@@ -108,3 +108,19 @@ def test_class_weights_change_the_loss_the_denoiser_trains_on(tmp_path, autoenco
         load_checkpoint(tmp_path / name / "last.safetensors")["model"] for name in ("plain", "weighted")
     )
     assert any(not torch.allclose(first[key], second[key]) for key in first)
+
+
+def test_class_weights_on_the_noisiest_steps_only_lie_between_none_and_all(tmp_path, autoencoders) -> None:
+    image, mask, cache = autoencoders
+    power = "diffusion.class_weight_power=1.0"
+
+    def final_loss(name: str, *extra: str) -> float:
+        config = tiny_config(cache, steps=2, extra=extra)
+        return train_diffusion(config, tmp_path / name, image, mask, progress=False)["final_loss"]
+
+    every = final_loss("every", power)
+    assert final_loss("share-1", power, "diffusion.class_weight_timesteps=1.0") == every  # the default
+    # a share so small that no drawn timestep is weighted (T = 1000): Eq. 5
+    plain = final_loss("plain")
+    assert final_loss("none", power, "diffusion.class_weight_timesteps=0.001") == pytest.approx(plain, rel=1e-6)
+    assert final_loss("half", power, "diffusion.class_weight_timesteps=0.5") not in (every, plain)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from gauda.config import ConfigError
 from gauda.diffusion.config import DiffusionConfig
-from gauda.diffusion.weighting import cell_weights, class_fractions, weighted_mse
+from gauda.diffusion.weighting import cell_weights, class_fractions, noisiest_steps_only, weighted_mse
 
 
 def test_class_fractions_are_each_cells_share_of_pixels_per_class_ignoring_255() -> None:
@@ -46,3 +46,17 @@ def test_weighted_mse_is_mse_with_equal_weights_and_follows_the_heavier_cells() 
 def test_a_negative_class_weight_power_is_refused() -> None:
     with pytest.raises(ConfigError, match="class_weight_power"):
         DiffusionConfig(class_weight_power=-0.5)
+
+
+def test_noisiest_steps_only_keeps_the_weights_from_the_first_weighted_timestep_on() -> None:
+    weights = torch.arange(3 * 2 * 2, dtype=torch.float32).reshape(3, 2, 2) + 2
+    kept = noisiest_steps_only(weights, torch.tensor([499, 500, 999]), first=500)
+    assert torch.equal(kept[0], torch.ones(2, 2))  # a finer step: Eq. 5's plain mean
+    assert torch.equal(kept[1:], weights[1:])
+    assert torch.equal(noisiest_steps_only(weights, torch.tensor([0, 1, 2]), first=0), weights)
+
+
+@pytest.mark.parametrize("share", [0.0, -0.1, 1.5])
+def test_a_class_weight_timesteps_share_outside_0_1_is_refused(share) -> None:
+    with pytest.raises(ConfigError, match="class_weight_timesteps"):
+        DiffusionConfig(class_weight_timesteps=share)

@@ -54,6 +54,10 @@ class DiffusionConfig:
     # the denoising loss's weight of each latent cell: the mean over its pixels of their class's
     # frequency^-power (gauda.diffusion.weighting); 0 is Eq. 5's plain mean, 0.5 inverse square root
     class_weight_power: float = 0.0
+    # the noisiest share of the timesteps on which those weights apply (1 = every timestep; 0.5: t >= T/2,
+    # where the layout and the classes of a pair are decided; the finer steps, which draw the texture,
+    # keep Eq. 5's plain mean)
+    class_weight_timesteps: float = 1.0
     # what the network predicts: the noise eps (Eq. 5, the paper's) or v = sqrt(abar) eps - sqrt(1 - abar) z0
     # (Salimans & Ho 2022). Samplers always receive eps (converted from v); with eps, a small or briefly
     # trained network's error at the noisiest steps is amplified 1 / sqrt(abar_T) ~ 80 times in its
@@ -113,6 +117,12 @@ class DiffusionConfig:
         )
         check(0 < self.keep_probability <= 1, "keep_probability", "a number in (0, 1]", self.keep_probability)
         check(self.class_weight_power >= 0, "class_weight_power", "a number >= 0", self.class_weight_power)
+        check(
+            0 < self.class_weight_timesteps <= 1,
+            "class_weight_timesteps",
+            "a number in (0, 1]",
+            self.class_weight_timesteps,
+        )
         check(0 <= self.p_uncond < 1, "p_uncond", "a number in [0, 1)", self.p_uncond)
         check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
         check(self.lr_power >= 0, "lr_power", "a number >= 0", self.lr_power)

@@ -42,7 +42,7 @@ from gauda.diffusion.denoiser import DiffusionUNet
 from gauda.diffusion.latents import LATENTS_FILE, cached_latents
 from gauda.diffusion.runs import AUTOENCODERS_FILE, MODEL_FILE, recorded_autoencoders, relative_autoencoders
 from gauda.diffusion.schedule import alpha_bar, config_betas, q_sample, v_target
-from gauda.diffusion.weighting import dataset_cell_weights, weighted_mse
+from gauda.diffusion.weighting import dataset_cell_weights, noisiest_steps_only, weighted_mse
 from gauda.distributed import Distributed, setup_distributed
 from gauda.io import atomic_write_json
 from gauda.runlock import folder_lock
@@ -305,6 +305,8 @@ class DiffusionStep:
             loss = F.mse_loss(prediction.float(), target)
         else:  # each latent cell weighted by its pixels' classes (diffusion.class_weight_power)
             weights = self.latents.cell_weights[index]  # (b, s, s)
+            first = round((1 - dc.class_weight_timesteps) * len(abar))  # weighted from this timestep on
+            weights = noisiest_steps_only(weights, t, first)
             loss = weighted_mse(prediction.float(), target, weights, ddp.mean(weights.sum()))
         loss_value = ddp.mean(loss.detach()).item()  # the global batch's loss, the same on every rank
         check_finite_loss(loss_value, f"diffusion, step {step}", self.last_path, "diffusion.learning_rate")

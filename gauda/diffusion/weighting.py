@@ -6,6 +6,7 @@ instrument whose image does not (or one instrument labelled half Grasper, half L
 error counts as much as the classes of the pixels under it: the weight of a cell is the mean over its
 pixels of their class's weight frequency^-power (``autoencoders.losses.inverse_frequency_weights``, as
 the image autoencoder's class-weighted L1), and the loss is the weighted mean. Power 0 is Eq. 5.
+``noisiest_steps_only`` keeps the weights to the noisier timesteps (``diffusion.class_weight_timesteps``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def cell_weights(fractions: torch.Tensor, class_weights: torch.Tensor) -> torch.
     """(B, C, s, s) class shares and (C,) class weights -> (B, s, s) cell weights: the mean class weight
     of a cell's pixels, its ignored pixels weighing 1."""
     return torch.einsum("bchw,c->bhw", fractions, class_weights) + (1 - fractions.sum(1)).clamp(min=0)
+
+
+def noisiest_steps_only(weights: torch.Tensor, t: torch.Tensor, first: int) -> torch.Tensor:
+    """(b, s, s) cell weights and (b,) timesteps -> the weights where t >= first, 1 elsewhere.
+
+    The noisy steps decide a pair's layout and classes, the last ones its texture: weighting only the
+    former asks the denoiser to get thin rare classes right without trading the organs' texture for them.
+    """
+    return torch.where((t >= first)[:, None, None], weights, torch.ones_like(weights))
 
 
 def weighted_mse(

@@ -16,7 +16,6 @@ from gauda.data.dataset import PairedDataset, load_splits
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.trainer import learning_rate, train_diffusion, update_ema
-from gauda.diffusion.weighting import dataset_cell_weights
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +109,6 @@ def test_class_weights_change_the_loss_the_denoiser_trains_on(tmp_path, autoenco
         load_checkpoint(tmp_path / name / "last.safetensors")["model"] for name in ("plain", "weighted")
     )
     assert any(not torch.allclose(first[key], second[key]) for key in first)
-
-
-def test_dataset_cell_weights_average_one_and_weigh_the_rare_cells_more(autoencoders) -> None:
-    *_, cache = autoencoders
-    splits = load_splits(tiny_config(cache).data, progress=False)
-    train = PairedDataset(splits.train.frames, splits.train.source, splits.train.indices)
-    weights = dataset_cell_weights(train, power=1.0, size=8)
-    assert weights.shape == (len(train), 8, 8)
-    assert weights.mean().item() == pytest.approx(1.0, rel=1e-5)
-    assert weights.max() > 2 * weights.median()  # the rare classes' cells weigh more than the typical cell
 
 
 def test_class_weights_on_the_noisiest_steps_only_lie_between_none_and_all(tmp_path, autoencoders) -> None:

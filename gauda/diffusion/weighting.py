@@ -63,14 +63,7 @@ def weighted_mse(
 
 def dataset_cell_weights(dataset: PairedDataset, power: float, size: int, chunk: int = 64) -> torch.Tensor:
     """(N, s, s) cell weights of every frame of ``dataset`` on an s x s latent grid, the class weights
-    frequency^-power counted over the dataset's masks (the image autoencoder's count), a chunk at a time,
-    normalised to mean 1 over all the cells.
-
-    The normalisation leaves the weighted mean of a batch as it is; with ``noisiest_steps_only`` it makes
-    the weighted timesteps count as much in all as the unweighted ones (the class weights alone average
-    0.19 over the `tiny` cells at power 0.5 and 0.03 at power 1), so that the weights move the loss
-    between cells and not between timesteps.
-    """
+    frequency^-power counted over the dataset's masks (the image autoencoder's count), a chunk at a time."""
     class_weights = inverse_frequency_weights(class_pixel_counts(dataset), power)
     indices = list(dataset.indices)
     rows = []
@@ -79,5 +72,4 @@ def dataset_cell_weights(dataset: PairedDataset, power: float, size: int, chunk:
             [torch.from_numpy(dataset.frames.read(i)[1]).long() for i in indices[start : start + chunk]]
         )
         rows.append(cell_weights(class_fractions(masks, dataset.num_classes, size), class_weights))
-    weights = torch.cat(rows)
-    return weights / weights.mean()
+    return torch.cat(rows)

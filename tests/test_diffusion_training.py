@@ -9,13 +9,15 @@ import pytest
 import torch
 from tiny_runs import tiny_config
 
-from gauda.autoencoders.trainer import train_autoencoder
+from gauda.autoencoders.losses import inverse_frequency_weights
+from gauda.autoencoders.trainer import class_pixel_counts, train_autoencoder
 from gauda.checkpoint import CheckpointError, load_checkpoint
 from gauda.config import ConfigError
 from gauda.data.dataset import PairedDataset, load_splits
 from gauda.diffusion.config import DiffusionConfig
 from gauda.diffusion.runs import load_diffusion
 from gauda.diffusion.trainer import learning_rate, train_diffusion, update_ema
+from gauda.diffusion.weighting import dataset_cell_weights
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,19 @@ def test_class_weights_change_the_loss_the_denoiser_trains_on(tmp_path, autoenco
         load_checkpoint(tmp_path / name / "last.safetensors")["model"] for name in ("plain", "weighted")
     )
     assert any(not torch.allclose(first[key], second[key]) for key in first)
+
+
+def test_dataset_cell_weights_are_the_class_weights_unrescaled(autoencoders) -> None:
+    # class_weight_timesteps < 1 was measured with these weights: rescaling them changes what it does
+    *_, cache = autoencoders
+    splits = load_splits(tiny_config(cache).data, progress=False)
+    train = PairedDataset(splits.train.frames, splits.train.source, splits.train.indices)
+    weights = dataset_cell_weights(train, power=1.0, size=8)
+    class_weights = inverse_frequency_weights(class_pixel_counts(train), 1.0)
+    assert weights.shape == (len(train), 8, 8)
+    assert weights.min() >= class_weights[class_weights > 0].min() - 1e-6
+    assert weights.max() <= class_weights.max() + 1e-6
+    assert weights.mean() < 1  # the frequent classes' cells weigh less than a plain step's
 
 
 def test_class_weights_on_the_noisiest_steps_only_lie_between_none_and_all(tmp_path, autoencoders) -> None:

@@ -41,6 +41,10 @@ def noisiest_steps_only(weights: torch.Tensor, t: torch.Tensor, first: int) -> t
 
     The noisy steps decide a pair's layout and classes, the last ones its texture: weighting only the
     former asks the denoiser to get thin rare classes right without trading the organs' texture for them.
+    The class weights are not rescaled: most cells weigh far less than 1 (mean 1 over the classes), so in
+    a batch's weighted mean the weighted steps count mostly through their rare-class cells. Rescaled to
+    mean 1 over the cells, so that both kinds of step count alike, the same weights broke the `tiny`
+    generator (BENCHMARKS.md, "The class weights on the noisiest timesteps only").
     """
     return torch.where((t >= first)[:, None, None], weights, torch.ones_like(weights))
 
